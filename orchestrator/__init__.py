@@ -1,0 +1,1 @@
+"""The storage-motion domain: models, rules and services. Imports neither api/ nor workers/."""

@@ -1,0 +1,102 @@
+"""Engines, sessions and the unit of work.
+
+Only the service layer commits, explicitly; leaving a unit of work without commit rolls back.
+After-commit hooks (used to enqueue jobs) run only once the commit has succeeded. Every state
+change goes through ``cas``: one conditional UPDATE whose row count says who won.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import create_engine, event, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .errors import ConcurrentOperation
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN so
+        # that two writers serialise instead of failing on lock upgrade.
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_conn, _record):  # pragma: no cover - trivial
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):  # pragma: no cover - trivial
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 5)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """An engine and its session factory; ``uow()`` opens a unit of work."""
+
+    def __init__(self, url: str, **engine_kwargs):
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def uow(self) -> "UnitOfWork":
+        return UnitOfWork(self.sessions)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class UnitOfWork:
+    """``with db.uow() as uow: ...; uow.commit()`` - no commit, no change."""
+
+    def __init__(self, sessions: sessionmaker):
+        self._sessions = sessions
+        self._after_commit: list[Callable[[], None]] = []
+        self.session: Session
+
+    def __enter__(self) -> "UnitOfWork":
+        self.session = self._sessions()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        self._after_commit.append(hook)
+
+    def commit(self) -> None:
+        self.session.commit()
+        hooks, self._after_commit = self._after_commit, []
+        for hook in hooks:
+            hook()
+
+
+def cas(session: Session, model, row_id: int, expected: dict, changes: dict, what: str = "") -> None:
+    """Compare-and-set one row: apply ``changes`` only if the row still has ``expected`` values.
+
+    Raises ConcurrentOperation (and changes nothing) when another writer got there first.
+    """
+    stmt = update(model).where(model.id == row_id)
+    for column, value in expected.items():
+        stmt = stmt.where(getattr(model, column) == value)
+    result = session.execute(stmt.values(**changes).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise ConcurrentOperation(
+            f"{what or model.__name__} {row_id} is no longer in the expected state {expected}"
+        )
