@@ -86,3 +86,14 @@ class InventoryError(MotionError):
 
     errorcode = 431
     cserrorcode = 4350
+
+
+class AgentUnreachable(ResourceUnavailable):
+    """Raised when a host agent does not answer (connection refused, timeout, 5xx)."""
+
+
+class AgentProtocolError(MotionError):
+    """Raised when a host agent rejects a request as malformed (a bug on our side, not the caller's)."""
+
+    errorcode = 530
+    cserrorcode = 4250

@@ -1,0 +1,102 @@
+"""Parameter reading for commands: names are case-insensitive, every bad value is a 431 that
+names the parameter, with CloudStack's own texts where it has one."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import InvalidParameter, MalformedParameter
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAP_RE = re.compile(r"^([^\[\]]+)\[(\d+)\]\.([^\[\].]+)$")
+MAX_PAGE_SIZE = 500
+
+
+class Params:
+    """The request's parameters, keyed by lower-cased name, for command ``command``."""
+
+    def __init__(self, command: str, values: dict[str, str]):
+        self.command = command
+        self.values = values
+
+    @property
+    def api_name(self) -> str:
+        return self.command.lower()
+
+    def get(self, name: str) -> str | None:
+        value = self.values.get(name.lower())
+        return value if value is None else value.strip()
+
+    def required(self, name: str) -> str:
+        value = self.get(name)
+        if not value:
+            raise InvalidParameter(f"Unable to execute API command {self.api_name} due to missing "
+                                   f"parameter {name}")
+        return value
+
+    def invalid(self, name: str, value: str) -> InvalidParameter:
+        return InvalidParameter(
+            f"Unable to execute API command {self.api_name} due to invalid value. Invalid parameter "
+            f"{name} value={value} due to incorrect long value format, or entity does not exist or "
+            f"due to incorrect parameter annotation for the field in api cmd class.")
+
+    def entity(self, session: Session, model, name: str, required: bool = False):
+        """The object whose UUID is parameter ``name`` (None when optional and absent)."""
+        value = self.required(name) if required else self.get(name)
+        if not value:
+            return None
+        if not UUID_RE.match(value):
+            raise self.invalid(name, value)
+        obj = session.scalar(select(model).where(model.uuid == value.lower()))
+        if obj is None:
+            obj = session.scalar(select(model).where(model.uuid == value))
+        if obj is None:
+            raise self.invalid(name, value)
+        return obj
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.get(name)
+        return default if value is None or value == "" else value.lower() == "true"
+
+    def integer(self, name: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        value = self.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise InvalidParameter(f"Unable to execute API command {self.api_name} due to invalid value "
+                                   f"{value!r} for parameter {name}: an integer is expected") from None
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise InvalidParameter(f"Invalid value {number} for parameter {name}: it must be {bounds}")
+        return number
+
+    def paging(self) -> tuple[int, int] | None:
+        """(offset, limit) from ``page``/``pagesize``; None when not paged. Both or neither."""
+        page = self.integer("page", minimum=1)
+        size = self.integer("pagesize", minimum=1, maximum=MAX_PAGE_SIZE)
+        if page is None and size is None:
+            return None
+        if size is None:
+            raise InvalidParameter('"pagesize" parameter is required when "page" is specified')
+        if page is None:
+            raise InvalidParameter('"page" parameter is required when "pagesize" is specified')
+        return (page - 1) * size, size
+
+    def map(self, name: str) -> dict[int, dict[str, str]]:
+        """A CloudStack map parameter: ``name[0].field=value`` -> {0: {"field": value}}."""
+        out: dict[int, dict[str, str]] = {}
+        prefix = name.lower() + "["
+        for key, value in self.values.items():
+            if not key.startswith(prefix):
+                continue
+            match = MAP_RE.match(key)
+            if not match:
+                raise MalformedParameter(
+                    f"Unable to decode parameter {key}; if specifying an object array, please use "
+                    f"parameter[index].field=XXX, e.g. {name}[0].field=value")
+            out.setdefault(int(match.group(2)), {})[match.group(3)] = value
+        return out

@@ -1,0 +1,57 @@
+"""The command table: name -> handler, who may call it, and the request context handlers get."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.config import Settings
+from orchestrator.db import Database
+from orchestrator.motion import Caller
+
+from .params import Params
+
+
+@dataclass
+class Context:
+    session: Session
+    caller: Caller
+    params: Params
+    db: Database
+    enqueue: Callable[[int], None]
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Callable[[Context], dict]
+    admin_only: bool
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, admin_only: bool = False):
+    """Register a handler for CloudStack command ``name`` (looked up case-sensitively)."""
+    def register(handler):
+        COMMANDS[name] = Command(name, handler, admin_only)
+        return handler
+    return register
+
+
+def listing(ctx: Context, query, key: str, render: Callable) -> dict:
+    """A CloudStack list body: total ``count`` and one page of ``key`` objects; ``{}`` when empty."""
+    total = ctx.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if not total:
+        return {}
+    paging = ctx.params.paging()
+    if paging:
+        query = query.offset(paging[0]).limit(paging[1])
+    return {"count": total, key: [render(obj) for obj in ctx.session.scalars(query)]}
+
+
+def like(value: str) -> str:
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -1,0 +1,1 @@
+"""The ``motion`` command: the embedded system, the demo, and the production entry points."""

@@ -1,0 +1,43 @@
+"""Small helpers for tests that need a loaded inventory and an admin key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from orchestrator import accounts, inventory, models
+from orchestrator.db import Database
+from orchestrator.motion import Caller
+
+SMALL_INVENTORY = Path(__file__).with_name("small_inventory.yaml")
+
+
+def load_small(db: Database) -> None:
+    inventory.load_file(db, SMALL_INVENTORY)
+
+
+def admin_caller(db: Database) -> Caller:
+    with db.uow() as uow:
+        key = accounts.create_key(uow.session, "admin", "admin")
+        uow.commit()
+        user = accounts.user_by_api_key(uow.session, key["apikey"])
+        return Caller(user.account_id, user.id, 1)
+
+
+def ids(db: Database, model, *names: str) -> list[int]:
+    with db.uow() as uow:
+        return [uow.session.scalar(select(model.id).where(model.name == n)) for n in names]
+
+
+def volume_row(db: Database, name: str) -> models.Volume:
+    with db.uow() as uow:
+        vol = uow.session.scalar(select(models.Volume).where(models.Volume.name == name))
+        uow.session.expunge(vol)
+        return vol
+
+
+def count(db: Database, model) -> int:
+    from sqlalchemy import func
+
+    with db.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(model))

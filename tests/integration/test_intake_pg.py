@@ -1,0 +1,91 @@
+"""Intake of migrateVolume on PostgreSQL: what it changes when it accepts, and that a refusal
+(or losing a race) changes nothing."""
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from orchestrator import models
+from orchestrator.db import Database
+from orchestrator.errors import InvalidParameter
+from orchestrator.motion import migrate_volume
+from tests.helpers import admin_caller, count, ids, load_small, volume_row
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def db(pg_url):
+    database = Database(pg_url)
+    load_small(database)
+    yield database
+    database.dispose()
+
+
+def test_an_accepted_migration_marks_the_volume_migrating_and_enqueues_after_commit(db):
+    caller = admin_caller(db)
+    [vol] = ids(db, models.Volume, "vm1-root")
+    [dest] = ids(db, models.StoragePool, "c1-gold-2")
+    seen = []
+
+    def enqueue(job_id):  # runs after commit: the job must already be visible to others
+        with db.uow() as uow:
+            seen.append(uow.session.get(models.AsyncJob, job_id).phase)
+
+    job_uuid = migrate_volume(db, enqueue, caller, vol, dest, True, {})
+    assert seen == ["queued"]
+    assert volume_row(db, "vm1-root").state == "Migrating"
+    with db.uow() as uow:
+        job = uow.session.scalar(select(models.AsyncJob).where(models.AsyncJob.uuid == job_uuid))
+        assert (job.status, job.phase, job.command) == (0, "queued", "migrateVolume")
+        assert job.published_at is not None
+        events = uow.session.scalars(select(models.Event).where(models.Event.job_id == job.id)).all()
+        assert [(e.type, e.state) for e in events] == [("VOLUME.MIGRATE", "Scheduled")]
+
+
+@pytest.mark.parametrize("volume,pool,live,reason", [
+    ("vm1-root", "c1-gold", True, "already on storage pool"),
+    ("vm1-root", "c2-gold", True, "different cluster"),
+    ("vm1-root", "c1-silver", True, "storage tag"),
+    ("vm1-root", "c1-tiny", True, "bytes free"),
+    ("vm1-root", "h1-local", True, "shared to local"),
+    ("vm1-local", "c1-gold", True, "from local storage pool"),
+    ("vm1-root", "c1-gold-2", False, "livemigrate"),
+    ("vm-old-root", "old-b", True, "storage_migration_supported = 0"),
+])
+def test_a_refused_migration_names_the_reason_and_changes_nothing(db, volume, pool, live, reason):
+    caller = admin_caller(db)
+    [vol] = ids(db, models.Volume, volume)
+    [dest] = ids(db, models.StoragePool, pool)
+    enqueued = []
+    with pytest.raises(InvalidParameter) as err:
+        migrate_volume(db, enqueued.append, caller, vol, dest, live, {})
+    assert reason in err.value.text
+    assert err.value.errorcode == 431
+    assert volume_row(db, volume).state == "Ready"
+    assert count(db, models.AsyncJob) == 0 and count(db, models.Event) == 0 and enqueued == []
+
+
+def test_of_two_concurrent_requests_for_one_volume_exactly_one_is_accepted(db):
+    caller = admin_caller(db)
+    [vol] = ids(db, models.Volume, "vm1-root")
+    [dest] = ids(db, models.StoragePool, "c1-gold-2")
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def submit():
+        barrier.wait()
+        try:
+            outcomes.append(("accepted", migrate_volume(db, lambda _id: None, caller, vol, dest, True, {})))
+        except InvalidParameter as exc:
+            outcomes.append(("refused", exc.text))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(kind for kind, _ in outcomes) == ["accepted", "refused"]
+    assert count(db, models.AsyncJob) == 1
+    assert count(db, models.Event) == 1
+    assert volume_row(db, "vm1-root").state == "Migrating"

@@ -1,0 +1,111 @@
+"""The Celery app factory and the wake-up task.
+
+``create_celery(settings)`` builds an app whose one task, ``motion.run_job(job_id)``, hands the
+id to the Runner. Messages carry only ids; the job row is the truth, so late acknowledgement
+and redelivery are safe (a duplicate finds the lease taken or the job finished and does
+nothing). ``celery -A workers.app worker`` works too: the module-level ``app`` is built from the
+environment on first access, not at import.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from orchestrator import config
+from orchestrator.db import Database
+from orchestrator.motion import publish_unpublished
+from orchestrator.runner import Runner
+
+from .agent_client import AgentClient
+
+log = logging.getLogger(__name__)
+RUN_JOB = "motion.run_job"
+PUBLISH_UNPUBLISHED = "motion.publish_unpublished"
+QUEUE = "motion"
+
+
+class Runtime:
+    """The per-process dependencies of tasks, built lazily (after a prefork fork)."""
+
+    def __init__(self, settings: config.Settings, db: Database | None = None):
+        self.settings = settings
+        self._db = db
+        self._runner: Runner | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = Runner(self.db, AgentClient(self.settings.agent_timeout), self.settings)
+        return self._runner
+
+    def reset_after_fork(self) -> None:
+        if self._db is not None:
+            self._db.engine.dispose(close=False)
+
+
+def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> Celery:
+    app = Celery("motion", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=QUEUE,
+        task_serializer="json", accept_content=["json"], result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,                 # a job survives a worker dying mid-way
+        task_reject_on_worker_lost=True,     # ... and is redelivered, not dropped
+        worker_prefetch_multiplier=1,        # long jobs: do not hoard messages
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        # Redelivery after this is harmless (the lease guards the job); it only costs a no-op.
+        broker_transport_options={"visibility_timeout": 3600, "polling_interval": 0.05},
+    )
+    runtime = runtime or Runtime(settings)
+    app.motion_runtime = runtime
+
+    @app.task(name=RUN_JOB, acks_late=True)
+    def run_job(job_id: int) -> str:
+        return runtime.runner.run(int(job_id))
+
+    @app.task(name=PUBLISH_UNPUBLISHED)
+    def publish_unpublished_jobs() -> int:
+        return publish_unpublished(runtime.db, celery_enqueuer(settings, app))
+
+    # beat: the outbox sweep (jobs committed but never published). Reaper and reconciler join it.
+    app.conf.beat_schedule = {
+        "publish-unpublished": {"task": PUBLISH_UNPUBLISHED, "schedule": 10.0},
+    }
+
+    @worker_process_init.connect(weak=False)
+    def _after_fork(**_kw):  # pragma: no cover - exercised in real workers
+        runtime.reset_after_fork()
+
+    return app
+
+
+def celery_enqueuer(settings: config.Settings, app: Celery | None = None) -> Callable[[int], None]:
+    """The API's enqueue port: publish ``motion.run_job(job_id)``."""
+    app = app or create_celery(settings)
+
+    def enqueue(job_id: int) -> None:
+        app.send_task(RUN_JOB, args=[job_id], queue=QUEUE)
+    return enqueue
+
+
+_app: Celery | None = None
+
+
+def __getattr__(name: str):
+    """``celery -A workers.app`` looks up ``app``: build it from the environment on first use."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_celery(config.from_env())
+        return _app
+    raise AttributeError(name)
