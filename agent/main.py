@@ -1,0 +1,56 @@
+"""The agent's command line: serve one or more simulated hypervisor hosts until SIGINT/SIGTERM.
+
+``python -m agent --host h1 --host h2 --root agent-data`` (the ``motion agent`` command calls
+``main`` too). It prints one line with the URL once it is listening, and on SIGINT or SIGTERM
+stops serving and closes the host agents before returning 0.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from agent.serve import AgentServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motion agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", dest="hosts", action="append", required=True, metavar="NAME",
+                        help="a hypervisor host this agent serves (repeat for several)")
+    parser.add_argument("--root", default="agent-data", metavar="DIR",
+                        help="data root: pool directories and the agent's state (default: agent-data)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8250, help="port to listen on, 0 = any free (default: 8250)")
+    parser.add_argument("--max-storage-migrations", type=int, default=2, metavar="N",
+                        help="storage migrations running at once per host; more wait in a queue (default: 2)")
+    parser.add_argument("--bandwidth", type=float, default=None, metavar="MIB_PER_S",
+                        help="throttle each migration's copy to this many MiB/s (default: unthrottled)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.max_storage_migrations < 1:
+        build_parser().error("--max-storage-migrations must be at least 1")
+    if args.bandwidth is not None and args.bandwidth <= 0:
+        build_parser().error("--bandwidth must be positive")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server = AgentServer(args.hosts, args.root, bind=args.bind, port=args.port,
+                             max_storage_migrations=args.max_storage_migrations,
+                             bandwidth_mib_s=args.bandwidth)
+    except (ValueError, OSError) as exc:
+        print(f"motion agent: cannot start: {exc}", file=sys.stderr)
+        return 2
+    previous = {sig: signal.signal(sig, lambda *_: server.request_stop())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        print(f"motion agent listening on {server.url} hosts={','.join(args.hosts)}", flush=True)
+        server.serve_forever()
+    finally:
+        server.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

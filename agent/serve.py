@@ -1,0 +1,108 @@
+"""``AgentServer``: host agents plus a threaded werkzeug HTTP server, startable and stoppable.
+
+Used by the CLI (``serve_forever``) and by tests and the embedded system (``start`` in a daemon
+thread, ``shutdown`` when done). Port 0 picks a free port; ``port`` and ``url`` tell which.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from agent.host import HostAgent
+from agent.server import create_app
+
+http_log = logging.getLogger("agent.http")
+POLL_INTERVAL = 0.1  # seconds; how quickly shutdown() is noticed by the serving thread
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Request lines go to the ``agent.http`` logger (not straight to stderr, no ANSI colours)."""
+
+    def log_request(self, code="-", size="-") -> None:
+        http_log.info('%s "%s" %s', self.address_string(), self.requestline, getattr(code, "value", code))
+
+    def log(self, type: str, message: str, *args) -> None:
+        level = logging.ERROR if type == "error" else logging.INFO
+        http_log.log(level, "%s " + message, self.address_string(), *args)
+
+
+class AgentServer:
+    """One agent process: a ``HostAgent`` per host name, all served on one address."""
+
+    def __init__(self, host_names: list[str], root: str | Path, bind: str = "127.0.0.1", port: int = 0,
+                 max_storage_migrations: int = 2, bandwidth_mib_s: float | None = None):
+        if not host_names:
+            raise ValueError("an agent serves at least one host")
+        if len(set(host_names)) != len(host_names):
+            raise ValueError(f"duplicate host names in {host_names}")
+        self.bind = bind
+        self.hosts: dict[str, HostAgent] = {}
+        try:
+            for name in host_names:
+                self.hosts[name] = HostAgent(name, root, max_storage_migrations, bandwidth_mib_s)
+            self._server = make_server(bind, port, create_app(self.hosts), threaded=True,
+                                       request_handler=_RequestHandler)
+        except BaseException:
+            for agent in self.hosts.values():
+                agent.close()
+            raise
+        self.port: int = self._server.server_port
+        self._thread: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.bind}:{self.port}"
+
+    def base_url(self, host_name: str) -> str:
+        """The base URL of one host's API."""
+        return f"{self.url}/hosts/{host_name}"
+
+    def start(self) -> "AgentServer":
+        """Serve in a daemon thread; returns self."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._server.serve_forever, args=(POLL_INTERVAL,),
+                    name=f"agent-http-{self.port}", daemon=True,
+                )
+                self._thread.start()
+        return self
+
+    def request_stop(self) -> None:
+        """Ask ``serve_forever`` to return (safe to call from a signal handler)."""
+        self._stop_requested.set()
+
+    def serve_forever(self) -> None:
+        """Serve until ``request_stop`` or ``shutdown`` is called, then shut down cleanly."""
+        self.start()
+        # Waiting with a timeout keeps the main thread responsive to signal handlers.
+        while not self._stop_requested.wait(0.5):
+            pass
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop serving, then close every host agent (idempotent)."""
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+            thread = self._thread
+        if thread is not None:
+            self._server.shutdown()
+            thread.join()
+        self._server.server_close()
+        for agent in self.hosts.values():
+            agent.close()
+        self._stop_requested.set()
+
+    def __enter__(self) -> "AgentServer":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.shutdown()

@@ -1,0 +1,93 @@
+"""The agent's HTTP routes (Flask): thin adapters from the wire protocol to ``HostAgent`` calls.
+
+``create_app(hosts)`` builds an app serving every host in ``hosts`` under ``/hosts/<name>``.
+Every answer is JSON; every error answer is ``{"error": text}`` with the status of the
+``AgentError`` raised (400 bad input, 404 unknown host/volume/command, 409 conflict, 503
+stopping) or of werkzeug's HTTP error (404 unknown path, 405 wrong method). The protocol is
+documented in ``docs/agent-protocol.md``.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from agent.errors import AgentError, NotFound
+from agent.host import HostAgent
+
+log = logging.getLogger(__name__)
+
+
+def _body():
+    """The decoded JSON body, or ``None`` when it is absent or malformed (validation says 400)."""
+    return request.get_json(force=True, silent=True)
+
+
+def create_app(hosts: dict[str, HostAgent]) -> Flask:
+    """A Flask app serving the given host agents (keyed by host name)."""
+    app = Flask("agent")
+    app.json.sort_keys = False
+
+    def host(name: str) -> HostAgent:
+        agent = hosts.get(name)
+        if agent is None:
+            raise NotFound(f"unknown host {name!r}; this agent serves: {', '.join(sorted(hosts))}")
+        return agent
+
+    @app.errorhandler(AgentError)
+    def agent_error(exc: AgentError):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify(error=f"{exc.name}: {exc.description}"), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return jsonify(error=f"internal agent error: {exc!r}"), 500
+
+    @app.get("/hosts")
+    def list_hosts():
+        return jsonify(hosts=sorted(hosts))
+
+    @app.get("/hosts/<name>")
+    def host_status(name: str):
+        return jsonify(host(name).status())
+
+    @app.post("/hosts/<name>/volumes")
+    def create_volume(name: str):
+        answer, created = host(name).create_volume(_body())
+        return jsonify(answer), 201 if created else 200
+
+    @app.get("/hosts/<name>/volumes/<volume_id>")
+    def locate_volume(name: str, volume_id: str):
+        return jsonify(host(name).locate_volume(volume_id))
+
+    @app.post("/hosts/<name>/commands")
+    def submit_command(name: str):
+        record, created = host(name).submit_command(_body())
+        return jsonify(record), 202 if created else 200
+
+    @app.get("/hosts/<name>/commands/<command_id>")
+    def get_command(name: str, command_id: str):
+        return jsonify(host(name).command(command_id))
+
+    @app.post("/hosts/<name>/commands/<command_id>/abort")
+    def abort_command(name: str, command_id: str):
+        return jsonify(host(name).abort_command(command_id))
+
+    @app.get("/hosts/<name>/faults")
+    def list_faults(name: str):
+        return jsonify(faults=host(name).list_faults())
+
+    @app.post("/hosts/<name>/faults")
+    def add_fault(name: str):
+        return jsonify(host(name).add_fault(_body())), 201
+
+    @app.delete("/hosts/<name>/faults")
+    def clear_faults(name: str):
+        return jsonify(cleared=host(name).clear_faults())
+
+    return app
