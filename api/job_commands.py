@@ -52,8 +52,10 @@ def migrate_volume(ctx: Context) -> dict:
     volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True)
     pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
     livemigrate = ctx.params.boolean("livemigrate")
-    ctx.session.rollback()  # intake runs in its own unit of work
-    job_uuid = motion.migrate_volume(
-        ctx.db, ctx.enqueue, ctx.caller, volume.id, pool.id, livemigrate,
-        {"volumeid": volume.uuid, "storageid": pool.uuid, "livemigrate": str(livemigrate).lower()})
+    ids = (volume.id, pool.id)
+    params = {"volumeid": volume.uuid, "storageid": pool.uuid, "livemigrate": str(livemigrate).lower()}
+    # Intake runs in its own unit of work: end this read transaction first (on SQLite it holds
+    # the write lock) and do not touch its objects afterwards.
+    ctx.session.rollback()
+    job_uuid = motion.migrate_volume(ctx.db, ctx.enqueue, ctx.caller, *ids, livemigrate, params)
     return {"jobid": job_uuid}

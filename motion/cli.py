@@ -83,7 +83,21 @@ def cmd_beat(args) -> int:
 def cmd_agent(args) -> int:
     from agent.main import main as agent_main
 
-    argv = sum((["--host", h] for h in args.host), [])
+    hosts = list(args.host or [])
+    if args.all_hosts:  # every host of the inventory in the configured database
+        from sqlalchemy import select
+
+        from orchestrator.db import Database
+        from orchestrator.models import Host
+
+        db = Database(_settings(args).database_url)
+        with db.uow() as uow:
+            hosts += [h for h in uow.session.scalars(select(Host.name).order_by(Host.id)) if h not in hosts]
+        db.dispose()
+    if not hosts:
+        print("motion agent: name at least one --host, or use --all-hosts", file=sys.stderr)
+        return 2
+    argv = sum((["--host", h] for h in hosts), [])
     argv += ["--root", args.root, "--bind", args.bind, "--port", str(args.port),
              "--max-storage-migrations", str(args.max_storage_migrations)]
     if args.bandwidth:
@@ -197,7 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     beat.set_defaults(func=cmd_beat)
 
     ag = sub.add_parser("agent", help="run a host agent with the simulated Hyper-V backend")
-    ag.add_argument("--host", action="append", required=True, help="host name (repeatable)")
+    ag.add_argument("--host", action="append", help="host name (repeatable)")
+    ag.add_argument("--all-hosts", action="store_true",
+                    help="serve every host of the inventory in the configured database")
+    ag.add_argument("--data-dir")
     ag.add_argument("--root", default="agent-data")
     ag.add_argument("--bind", default="127.0.0.1")
     ag.add_argument("--port", type=int, default=8250)
@@ -237,8 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # The demo prints its own story; the long-running processes log what they do.
+    quiet = args.command in ("demo", "keys", "inventory", "db")
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "inventory" and args.action == "load" and not args.file:
         build_parser().error("inventory load needs FILE")
     return args.func(args)

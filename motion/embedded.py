@@ -7,6 +7,7 @@ only the transports differ. ``cloudstack.ini`` in the data directory lets ``cs``
 from __future__ import annotations
 
 import configparser
+import json
 import logging
 import threading
 from pathlib import Path
@@ -66,7 +67,7 @@ class EmbeddedSystem:
             hosts = list(uow.session.scalars(select(models.Host.name).order_by(models.Host.id)))
         self.agents = AgentServer(hosts, self.agent_root, bind=self.bind, port=0,
                                   bandwidth_mib_s=self.bandwidth).start()
-        self.settings = Settings(database_url=url, broker_url="memory://", data_dir=str(self.data_dir),
+        self.settings = Settings(database_url=url, broker_url="memory://localhost/", data_dir=str(self.data_dir),
                                  agent_url=self.agents.url + "/hosts/{host}", worker_id="embedded")
         provision_volumes(self.db, AgentClient(), self.settings)
         self.celery = create_celery(self.settings, Runtime(self.settings, self.db))
@@ -127,6 +128,9 @@ class EmbeddedSystem:
         tmp.chmod(0o600)
         tmp.replace(self.ini_path)
         self.key = key
+        # Where the pieces listen, for tools and tests (the agents' port is chosen at start).
+        (self.data_dir / "endpoints.json").write_text(json.dumps(
+            {"api": self.endpoint, "agent": self.agents.url, "agent_root": str(self.agent_root)}))
 
     def stop(self) -> None:
         self._stop.set()
