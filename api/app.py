@@ -10,7 +10,7 @@ from orchestrator import config
 from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter, MotionError, UnsupportedAction
 
-from . import inventory_commands, job_commands, placement_commands  # noqa: F401  (register)
+from . import command_modules  # noqa: F401  (registers the commands)
 from .auth import authenticate
 from .errors import error_response, json_response
 from .params import Params

@@ -1,0 +1,2 @@
+"""Importing this module registers every command handler in ``registry.COMMANDS``."""
+from . import inventory_commands, job_commands, placement_commands  # noqa: F401
