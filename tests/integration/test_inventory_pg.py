@@ -1,61 +1,40 @@
 """Loading and dumping inventories on a real PostgreSQL, migrated by Alembic.
 
-The module creates its own database with a random name and drops it afterwards. PostgreSQL
-being unreachable is a failure, not a skip (whatever MOTION_REQUIRE_SERVICES says). The server is
-MOTION_TEST_DATABASE_URL's (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``);
-its ``postgres`` database is used to create and drop ours.
+The module shares one database, made by the suite's ``create_pg_database`` and dropped at the end;
+each test starts from emptied tables. As everywhere in the suite, an unreachable PostgreSQL skips
+these tests with the reason, or fails them when MOTION_REQUIRE_SERVICES=1 (see tests/conftest.py).
 """
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 import migrations
-from orchestrator import inventory
+from orchestrator import inventory, inventory_load
 from orchestrator.db import Database
 from orchestrator.errors import InventoryError
 from orchestrator.models import (Account, Cluster, Host, StoragePool, VirtualMachine, Volume, Zone)
+from tests.conftest import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.postgres
 
 DEMO = Path(__file__).resolve().parents[2] / "motion" / "demo-inventory.yaml"
-SERVER_URL = os.environ.get("MOTION_TEST_DATABASE_URL",
-                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TABLES = ("volumes", "virtual_machines", "storage_pools", "hosts", "clusters", "pods", "zones",
           "disk_offerings", "service_offerings", "job_resources", "events", "async_jobs", "users",
           "accounts")
 
 
-def _admin_conninfo() -> str:
-    return make_url(SERVER_URL).set(drivername="postgresql", database="postgres") \
-        .render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="module")
 def module_pg_url():
-    """A fresh, migrated database for this module, dropped at the end."""
-    name = f"motion_inventory_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(_admin_conninfo(), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is unreachable at {_admin_conninfo()}: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    """A fresh database migrated to head, shared by this module's tests and dropped at the end."""
+    url = create_pg_database()  # skips, or fails under MOTION_REQUIRE_SERVICES=1, without a server
     try:
         migrations.upgrade(url)
         yield url
     finally:
-        with psycopg.connect(_admin_conninfo(), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                          .format(sql.Identifier(name)))
+        drop_pg_database(url)
 
 
 @pytest.fixture
@@ -261,7 +240,7 @@ def test_a_generated_inventory_of_200_hosts_loads(db):
 def test_a_name_taken_between_the_check_and_the_insert_is_still_an_inventory_error(db, monkeypatch):
     load_demo(db)
     # Stand-in for a concurrent loader: the existence check sees nothing, the insert collides.
-    monkeypatch.setattr(inventory, "_refuse_existing", lambda session, plan: None)
+    monkeypatch.setattr(inventory_load, "_refuse_existing", lambda session, plan: None)
     with pytest.raises(InventoryError, match="conflicts with objects written meanwhile"):
         load_demo(db)
     assert count(db, Host) == 6
