@@ -1,4 +1,7 @@
-"""findStoragePoolsForMigration: the pools a volume could live-migrate to, and why not.
+"""findStoragePoolsForMigration and findHostsForMigration: where a volume or a VM could go, and
+why not.
+
+findStoragePoolsForMigration: the pools a volume could live-migrate to.
 
 Candidates are the shared pools the VM's host can reach (its cluster's pools, its zone's
 zone-wide pools) other than the volume's own pool. Each is ``suitableformigration`` when the
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from orchestrator import globalconfig, models as m, motion, placement, responses
+from orchestrator import globalconfig, models as m, motion, placement, responses, suitability
+from orchestrator.errors import InvalidParameter
 
 from .registry import Context, command
 
@@ -58,3 +62,33 @@ def find_storage_pools_for_migration(ctx: Context) -> dict:
             obj["reasons"] = reasons
         out.append(obj)
     return {"count": len(rows), "storagepool": out}
+
+
+@command("findHostsForMigration", admin_only=True)
+def find_hosts_for_migration(ctx: Context) -> dict:
+    """Every other host of the VM's zone with ``suitableformigration``, ``requiresStorageMotion``
+    (camelCase, as CloudStack sends it), ``hasenoughcapacity`` and, when unsuitable, ``reasons``.
+    Order: suitable first, then hosts needing no storage motion, then most free memory."""
+    vm = ctx.params.entity(ctx.session, m.VirtualMachine, "virtualmachineid", required=True)
+    move = suitability.VmMove(ctx.session, vm)
+    if not move.motion_supported and move.uses_local():
+        raise InvalidParameter(f"Unsupported operation, VM {vm.name} uses Local storage, cannot migrate: "
+                               f"storage motion is not supported on {move.source.hypervisor} "
+                               f"{move.source.version}")
+    verdicts = move.candidates()
+    keyword = ctx.params.get("keyword")
+    if keyword:
+        verdicts = [v for v in verdicts if keyword.lower() in v.facts.name.lower()]
+    if not verdicts:
+        return {}
+    paging = ctx.params.paging()
+    page = verdicts[paging[0]:paging[0] + paging[1]] if paging else verdicts
+    out = []
+    for v in page:
+        obj = responses.host(v.host, v.facts.cpu_allocated, v.facts.memory_allocated)
+        obj.update(suitableformigration=v.suitable, requiresStorageMotion=v.requires_storage_motion,
+                   hasenoughcapacity=v.has_enough_capacity)
+        if v.reasons:
+            obj["reasons"] = v.reasons
+        out.append(obj)
+    return {"count": len(verdicts), "host": out}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from .config import Settings
 from .db import Database
 from .models import Host, StoragePool, Volume, VirtualMachine
-from .runner import pool_to
+from .jobkinds import pool_to
 
 
 class VolumeCreator(Protocol):

@@ -9,18 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, update
 
-from . import events, globalconfig, responses
+from . import events, globalconfig
 from .config import Settings
 from .db import Database, cas
 from .errors import AgentUnreachable
-from .models import AsyncJob, JobResource, StoragePool, Volume, utcnow
-from .states import CommandState, JobPhase, JobStatus, VolumeState
+from .jobkinds import Plan, load_plan
+from .models import AsyncJob, utcnow
+from .states import CommandState, JobPhase, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +31,6 @@ class AgentPort(Protocol):
     def post_command(self, base_url: str, payload: dict) -> dict: ...
     def get_command(self, base_url: str, command_id: str) -> dict | None: ...
     def abort_command(self, base_url: str, command_id: str) -> dict | None: ...
-
-
-def pool_to(pool: StoragePool) -> dict:
-    """CloudStack's StorageFilerTO for a pool, as the agent expects it."""
-    return {"uuid": pool.uuid, "path": pool.path, "type": pool.pool_type,
-            "host": "127.0.0.1", "port": 0}
-
-
-@dataclass(frozen=True)
-class VolumeMove:
-    job_id: int
-    job_uuid: str
-    phase: str
-    volume_id: int
-    volume_name: str
-    src_pool_id: int
-    dest_pool_id: int
-    host_name: str
-    agent_url: str
-    command: dict  # the agent command to post (idempotent by its id = job uuid)
 
 
 class Runner:
@@ -104,43 +84,34 @@ class Runner:
         if not self.claim(job_id):
             return "skipped"
         try:
-            move = self._load(job_id)
-            if move is None:
+            plan = self._load(job_id)
+            if plan is None:
                 return "skipped"
-            if move.phase == JobPhase.QUEUED:
-                self._dispatch(move)
-            return self._watch(move)
+            if plan.phase == JobPhase.QUEUED:
+                self._dispatch(plan)
+            return self._watch(plan)
         finally:
             self.release(job_id)
 
-    def _load(self, job_id: int) -> VolumeMove | None:
+    def _load(self, job_id: int) -> Plan | None:
         with self.db.uow() as uow:
-            s = uow.session
-            job = s.get(AsyncJob, job_id)
-            res = s.query(JobResource).filter_by(job_id=job_id, resource_type="Volume").one_or_none()
-            if job is None or res is None or job.status != JobStatus.PENDING:
+            job = uow.session.get(AsyncJob, job_id)
+            if job is None or job.status != JobStatus.PENDING:
                 return None
-            volume = s.get(Volume, res.resource_id)
-            src, dest = s.get(StoragePool, res.src_pool_id), s.get(StoragePool, res.dest_pool_id)
-            host = volume.vm.host
-            wait = globalconfig.wait_seconds(s)
-            command = {"id": job.uuid, "type": "MigrateVolumeCommand", "volumeId": volume.uuid,
-                       "volumePath": volume.path, "srcPool": pool_to(src), "pool": pool_to(dest),
-                       "attachedVmName": volume.vm.instance_name, "wait": wait}
-            return VolumeMove(job.id, job.uuid, job.phase, volume.id, volume.name, src.id, dest.id,
-                              host.name, self.settings.agent_url_for(host.name, host.agent_url), command)
+            return load_plan(uow.session, job, self.settings)
 
-    def _dispatch(self, move: VolumeMove) -> None:
+    def _dispatch(self, plan: Plan) -> None:
         """queued -> dispatched; the agent deadline (wait x 2) starts now, not at submission."""
         with self.db.uow() as uow:
             s = uow.session
             wait = globalconfig.wait_seconds(s)
             now = utcnow()
-            cas(s, AsyncJob, move.job_id, {"phase": JobPhase.QUEUED, "lease_owner": self.me},
+            cas(s, AsyncJob, plan.job_id, {"phase": JobPhase.QUEUED, "lease_owner": self.me},
                 {"phase": JobPhase.DISPATCHED, "dispatched_at": now,
-                 "deadline_at": now + timedelta(seconds=2 * wait)}, what=f"job {move.job_uuid}")
-            events.record(s, s.get(AsyncJob, move.job_id), events.VOLUME_MIGRATE, "Started",
-                          f"Started migrating volume {move.volume_name} on host {move.host_name}")
+                 "deadline_at": now + timedelta(seconds=2 * wait)}, what=f"job {plan.job_uuid}")
+            events.record(s, s.get(AsyncJob, plan.job_id), plan.event_type, "Started",
+                          f"Started migrating {plan.label} (command {plan.command['type']} to the "
+                          f"agent of host {plan.host_name})")
             uow.commit()
 
     def _deadline(self, job_id: int):
@@ -148,82 +119,73 @@ class Runner:
             job = uow.session.get(AsyncJob, job_id)
             return job.deadline_at, globalconfig.wait_seconds(uow.session)
 
-    def _watch(self, move: VolumeMove) -> str:
-        deadline, wait = self._deadline(move.job_id)
+    def _watch(self, plan: Plan) -> str:
+        deadline, wait = self._deadline(plan.job_id)
         posted = False
         while True:
             if utcnow() >= deadline:
-                return self._time_out(move, wait)
+                return self._time_out(plan, wait)
             try:
-                record = self.agent.get_command(move.agent_url, move.job_uuid) if posted else None
+                record = self.agent.get_command(plan.agent_url, plan.job_uuid) if posted else None
                 if record is None:  # not sent yet, or the agent lost it: (re)post, idempotent by id
-                    record = self.agent.post_command(move.agent_url, move.command)
+                    record = self.agent.post_command(plan.agent_url, plan.command)
                     posted = True
             except AgentUnreachable as exc:
-                log.warning("job %s: agent of host %s unreachable: %s", move.job_uuid, move.host_name, exc)
+                log.warning("job %s: agent of host %s unreachable: %s", plan.job_uuid, plan.host_name, exc)
                 record = None
             if record is not None:
                 state = record.get("state")
                 if state == CommandState.SUCCEEDED:
-                    return self.finish(move, record)
+                    return self.finish(plan, record)
                 if state in (CommandState.FAILED, CommandState.ABORTED):
-                    return self.roll_back(move, 530, f"Failed to migrate volume {move.volume_name}: "
-                                          f"the agent on host {move.host_name} reported: "
-                                          f"{record.get('error') or state}")
-            if not self.heartbeat(move.job_id, record):
-                log.warning("job %s: lease lost; another worker owns it now", move.job_uuid)
+                    return self.roll_back(plan, 530, f"Failed to migrate {plan.label}: the agent on "
+                                          f"host {plan.host_name} reported: {record.get('error') or state}")
+            if not self.heartbeat(plan.job_id, record):
+                log.warning("job %s: lease lost; another worker owns it now", plan.job_uuid)
                 return "lease-lost"
             time.sleep(self.settings.poll_interval)
 
-    def _time_out(self, move: VolumeMove, wait: int) -> str:
+    def _time_out(self, plan: Plan, wait: int) -> str:
         """Past wait x 2: abort at the agent and believe only what it then says."""
         try:
-            record = self.agent.abort_command(move.agent_url, move.job_uuid)
+            record = self.agent.abort_command(plan.agent_url, plan.job_uuid)
         except AgentUnreachable:
             record = None
         if record is not None and record.get("state") == CommandState.SUCCEEDED:
-            return self.finish(move, record)  # it finished just as we gave up: keep the result
-        return self.roll_back(move, 530, f"Failed to migrate volume {move.volume_name}: the agent on "
-                              f"host {move.host_name} did not finish within wait*2 = {2 * wait} s; "
-                              f"the command was aborted and the volume stays on its source pool")
+            return self.finish(plan, record)  # it finished just as we gave up: keep the result
+        return self.roll_back(plan, 530, f"Failed to migrate {plan.label}: the agent on host "
+                              f"{plan.host_name} did not finish within wait*2 = {2 * wait} s; the "
+                              f"command was aborted and everything stays on its source")
 
     # -- outcomes --------------------------------------------------------------------------
-    def finish(self, move: VolumeMove, record: dict) -> str:
-        result = record.get("result") or {}
+    def finish(self, plan: Plan, record: dict) -> str:
         with self.db.uow() as uow:
             s = uow.session
-            cas(s, Volume, move.volume_id, {"state": VolumeState.MIGRATING, "pool_id": move.src_pool_id},
-                {"state": VolumeState.READY, "pool_id": move.dest_pool_id,
-                 "last_pool_id": move.src_pool_id,
-                 "path": result.get("volumePath") or move.command["volumePath"]},
-                what=f"volume {move.volume_name}")
-            volume = s.get(Volume, move.volume_id)
-            s.refresh(volume)
-            self._complete(s, move, JobStatus.SUCCEEDED, 0, {"volume": responses.volume(volume)},
+            result = plan.apply_success(s, record)
+            self._complete(s, plan, JobStatus.SUCCEEDED, 0, result,
                            bytes_done=int(record.get("bytesTotal") or 0))
-            events.record(s, s.get(AsyncJob, move.job_id), events.VOLUME_MIGRATE, "Completed",
-                          f"Successfully completed migrating volume {move.volume_name}")
+            events.record(s, s.get(AsyncJob, plan.job_id), plan.event_type, "Completed",
+                          f"Successfully completed migrating {plan.label}")
             uow.commit()
-        log.info("job %s succeeded: volume %s moved", move.job_uuid, move.volume_name)
+        log.info("job %s succeeded: %s moved", plan.job_uuid, plan.label)
         return "succeeded"
 
-    def roll_back(self, move: VolumeMove, code: int, text: str) -> str:
+    def roll_back(self, plan: Plan, code: int, text: str) -> str:
         with self.db.uow() as uow:
             s = uow.session
-            cas(s, Volume, move.volume_id, {"state": VolumeState.MIGRATING, "pool_id": move.src_pool_id},
-                {"state": VolumeState.READY}, what=f"volume {move.volume_name}")
-            self._complete(s, move, JobStatus.FAILED, code, {"errorcode": code, "errortext": text})
-            events.record(s, s.get(AsyncJob, move.job_id), events.VOLUME_MIGRATE, "Completed",
-                          f"Error while migrating volume {move.volume_name}: {text}", level="ERROR")
+            plan.apply_failure(s)
+            self._complete(s, plan, JobStatus.FAILED, code, {"errorcode": code, "errortext": text})
+            events.record(s, s.get(AsyncJob, plan.job_id), plan.event_type, "Completed",
+                          f"Error while migrating {plan.label}: {text}", level="ERROR")
             uow.commit()
-        log.warning("job %s failed: %s", move.job_uuid, text)
+        log.warning("job %s failed: %s", plan.job_uuid, text)
         return "failed"
 
-    def _complete(self, s, move: VolumeMove, status: int, code: int, result: dict, **extra) -> None:
+    def _complete(self, s, plan: Plan, status: int, code: int, result: dict, **extra) -> None:
         now = utcnow()
-        cas(s, AsyncJob, move.job_id, {"status": JobStatus.PENDING, "lease_owner": self.me},
+        cas(s, AsyncJob, plan.job_id, {"status": JobStatus.PENDING, "lease_owner": self.me},
             {"status": status, "phase": JobPhase.DONE, "result_code": code,
              "result": json.dumps(result), "completed_at": now, "last_updated": now,
              "lease_owner": None, "lease_expires_at": None, **extra},
-            what=f"job {move.job_uuid}")
+            what=f"job {plan.job_uuid}")
 

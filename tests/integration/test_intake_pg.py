@@ -46,8 +46,8 @@ def test_an_accepted_migration_marks_the_volume_migrating_and_enqueues_after_com
 @pytest.mark.parametrize("volume,pool,live,reason", [
     ("vm1-root", "c1-gold", True, "already on storage pool"),
     ("vm1-root", "c2-gold", True, "different cluster"),
-    ("vm1-root", "c1-silver", True, "storage tag"),
-    ("vm1-root", "c1-tiny", True, "bytes free"),
+    ("vm1-root", "c1-silver", True, "storage tags do not match"),
+    ("vm1-root", "c1-tiny", True, "not enough capacity"),
     ("vm1-root", "h1-local", True, "shared to local"),
     ("vm1-local", "c1-gold", True, "from local storage pool"),
     ("vm1-root", "c1-gold-2", False, "livemigrate"),

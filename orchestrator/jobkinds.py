@@ -1,0 +1,117 @@
+"""What each kind of migration job sends to the agent and how it lands in the database.
+
+A Plan is loaded from the job's resource rows. ``apply_success`` and ``apply_failure`` run inside
+the runner's finishing transaction and move every object with compare-and-set, so applying an
+outcome twice fails the second time instead of doing it twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import events, globalconfig, responses
+from .config import Settings
+from .db import cas
+from .models import AsyncJob, Host, JobResource, StoragePool, VirtualMachine, Volume
+from .states import VmState, VolumeState
+
+
+def pool_to(pool: StoragePool) -> dict:
+    """CloudStack's StorageFilerTO for a pool, as the agent expects it."""
+    return {"uuid": pool.uuid, "path": pool.path, "type": pool.pool_type, "host": "127.0.0.1", "port": 0}
+
+
+@dataclass
+class VolumeMove:
+    volume_id: int
+    name: str
+    uuid: str
+    src_pool_id: int
+    dest_pool_id: int
+    path: str
+
+
+@dataclass
+class Plan:
+    job_id: int
+    job_uuid: str
+    phase: str
+    event_type: str
+    label: str  # "volume X" / "VM Y", for texts
+    host_name: str  # the host whose agent runs the command
+    agent_url: str
+    command: dict
+    moves: list[VolumeMove] = field(default_factory=list)
+    vm_id: int | None = None
+    src_host_id: int | None = None
+    dest_host_id: int | None = None
+
+    def apply_success(self, s: Session, record: dict) -> dict:
+        paths = {v.get("id"): v.get("path") for v in (record.get("result") or {}).get("volumeTos", [])}
+        single = (record.get("result") or {}).get("volumePath")
+        for move in self.moves:
+            cas(s, Volume, move.volume_id, {"state": VolumeState.MIGRATING, "pool_id": move.src_pool_id},
+                {"state": VolumeState.READY, "pool_id": move.dest_pool_id, "last_pool_id": move.src_pool_id,
+                 "path": paths.get(move.uuid) or single or move.path}, what=f"volume {move.name}")
+        if self.vm_id is None:
+            volume = s.get(Volume, self.moves[0].volume_id)
+            s.refresh(volume)
+            return {"volume": responses.volume(volume)}
+        cas(s, VirtualMachine, self.vm_id, {"state": VmState.MIGRATING, "host_id": self.src_host_id},
+            {"state": VmState.RUNNING, "host_id": self.dest_host_id, "last_host_id": self.src_host_id},
+            what=self.label)
+        vm = s.get(VirtualMachine, self.vm_id)
+        s.refresh(vm)
+        return {"virtualmachine": responses.virtual_machine(vm)}
+
+    def apply_failure(self, s: Session) -> None:
+        for move in self.moves:
+            cas(s, Volume, move.volume_id, {"state": VolumeState.MIGRATING, "pool_id": move.src_pool_id},
+                {"state": VolumeState.READY}, what=f"volume {move.name}")
+        if self.vm_id is not None:
+            cas(s, VirtualMachine, self.vm_id, {"state": VmState.MIGRATING, "host_id": self.src_host_id},
+                {"state": VmState.RUNNING}, what=self.label)
+
+
+def _agent_url(settings: Settings, host: Host) -> str:
+    return settings.agent_url_for(host.name, host.agent_url)
+
+
+def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
+    rows = list(s.scalars(select(JobResource).where(JobResource.job_id == job.id).order_by(JobResource.id)))
+    vm_row = next((r for r in rows if r.resource_type == "VirtualMachine"), None)
+    moves = []
+    for r in rows:
+        if r.resource_type == "Volume":
+            v = s.get(Volume, r.resource_id)
+            moves.append(VolumeMove(v.id, v.name, v.uuid, r.src_pool_id, r.dest_pool_id, v.path))
+    wait = globalconfig.wait_seconds(s)
+    if vm_row is None:
+        if not moves:
+            return None
+        move = moves[0]
+        volume = s.get(Volume, move.volume_id)
+        host = volume.vm.host
+        command = {"id": job.uuid, "type": "MigrateVolumeCommand", "volumeId": volume.uuid,
+                   "volumePath": volume.path, "srcPool": pool_to(s.get(StoragePool, move.src_pool_id)),
+                   "pool": pool_to(s.get(StoragePool, move.dest_pool_id)),
+                   "attachedVmName": volume.vm.instance_name, "wait": wait}
+        return Plan(job.id, job.uuid, job.phase, events.VOLUME_MIGRATE, f"volume {volume.name}",
+                    host.name, _agent_url(settings, host), command, moves)
+    vm = s.get(VirtualMachine, vm_row.resource_id)
+    src, dest = s.get(Host, vm_row.src_host_id), s.get(Host, vm_row.dest_host_id)
+    moving = {m.volume_id: m for m in moves}
+    pairs = []
+    for volume in s.scalars(select(Volume).where(Volume.vm_id == vm.id).order_by(Volume.device_id, Volume.id)):
+        move = moving.get(volume.id)
+        src_pool = s.get(StoragePool, move.src_pool_id if move else volume.pool_id)
+        dest_pool = s.get(StoragePool, move.dest_pool_id) if move else src_pool
+        pairs.append({"volume": {"id": volume.uuid, "path": volume.path, "pool": pool_to(src_pool)},
+                      "pool": pool_to(dest_pool)})
+    command = {"id": job.uuid, "type": "MigrateWithStorageCommand",
+               "vm": {"name": vm.instance_name, "uuid": vm.uuid}, "tgtHost": dest.name,
+               "tgtAgentUrl": _agent_url(settings, dest), "volumeToPool": pairs, "wait": wait}
+    return Plan(job.id, job.uuid, job.phase, events.VM_MIGRATE, f"VM {vm.name}", src.name,
+                _agent_url(settings, src), command, moves, vm.id, src.id, dest.id)
