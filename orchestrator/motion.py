@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from . import events, globalconfig, placement
 from .db import Database, cas
 from .errors import ConcurrentOperation, InvalidParameter
-from .models import AsyncJob, HypervisorCapability, JobResource, StoragePool, Volume, utcnow
+from .models import AsyncJob, HypervisorCapability, JobResource, StoragePool, VirtualMachine, Volume, utcnow
 from .states import JobPhase, VmState, VolumeState
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller,
         dest = s.get(StoragePool, pool_id)
         check_migrate_volume(s, volume, dest, livemigrate)
         try:
+            # Lock the VM as Running too, so a VM migration that starts at the same moment and
+            # this volume migration cannot both win.
+            cas(s, VirtualMachine, volume.vm.id, {"state": VmState.RUNNING}, {"state": VmState.RUNNING})
             cas(s, Volume, volume.id, {"state": VolumeState.READY},
                 {"state": VolumeState.MIGRATING}, what=f"volume {volume.name}")
         except ConcurrentOperation:

@@ -1,4 +1,5 @@
-"""Make sure every volume's data exists on its host agent (a real file of its size).
+"""Make sure every volume's data exists on its host agent (a real file of its size), and that
+every running VM is known to its host's agent.
 
 Inventory load records volumes in the database only; this asks the agents to create each
 volume's file on its recorded pool (idempotent: an existing complete file is left alone), as
@@ -19,6 +20,7 @@ from .jobkinds import pool_to
 
 class VolumeCreator(Protocol):
     def create_volume(self, base_url: str, payload: dict) -> dict: ...
+    def register_vm(self, base_url: str, payload: dict) -> dict: ...
 
 
 def agent_host_for(session, volume: Volume) -> Host | None:
@@ -51,6 +53,18 @@ def provision_volumes(db: Database, agent: VolumeCreator, settings: Settings) ->
                          {"id": volume.uuid, "path": volume.path, "pool": pool_to(volume.pool),
                           "size": volume.size,
                           "vm": volume.vm.instance_name if volume.vm else None}))
+        vms = []
+        for vm in s.scalars(select(VirtualMachine).options(selectinload(VirtualMachine.host))
+                            .where(VirtualMachine.state == "Running").order_by(VirtualMachine.id)):
+            if vm.host is None:
+                continue
+            vm_volumes = [v for v in volumes if v.vm_id == vm.id]
+            vms.append((settings.agent_url_for(vm.host.name, vm.host.agent_url),
+                        {"name": vm.instance_name, "uuid": vm.uuid,
+                         "volumes": [{"id": v.uuid, "path": v.path, "pool": pool_to(v.pool)}
+                                     for v in vm_volumes]}))
     for base_url, payload in jobs:
         agent.create_volume(base_url, payload)
+    for base_url, payload in vms:  # the VMs run on their hosts (the agent's guest simulation)
+        agent.register_vm(base_url, payload)
     return len(jobs)

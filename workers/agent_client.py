@@ -51,3 +51,6 @@ class AgentClient:
 
     def add_fault(self, base_url: str, fault: dict) -> dict:
         return self._call("POST", f"{base_url}/faults", fault)
+
+    def register_vm(self, base_url: str, payload: dict) -> dict:
+        return self._call("POST", f"{base_url}/vms", payload)

@@ -177,3 +177,58 @@ def test_find_storage_pools_marks_tag_mismatches_unsuitable_with_reasons(env):
     assert by_name["c1-silver"]["suitableformigration"] is False
     assert any("gold" in r for r in by_name["c1-silver"]["reasons"])
     assert body["storagepool"][0]["name"] == "c1-gold-2"  # suitable first
+
+
+def test_find_hosts_lists_hosts_within_and_across_clusters_with_storage_motion_flags(env):
+    vm = uuid_of(env["db"], models.VirtualMachine, "vm2")
+    status, body = env["admin"].call("findHostsForMigration", virtualmachineid=vm)
+    hosts = {h["name"]: h for h in body["findhostsformigrationresponse"]["host"]}
+    assert status == 200 and set(hosts) == {"h2", "h3", "h-old"}
+    assert hosts["h2"]["requiresStorageMotion"] is False and hosts["h2"]["suitableformigration"] is True
+    assert hosts["h3"]["requiresStorageMotion"] is True and hosts["h3"]["suitableformigration"] is True
+    assert hosts["h2"]["hasenoughcapacity"] is True
+    assert hosts["h-old"]["suitableformigration"] is False and hosts["h-old"]["reasons"]
+    assert body["findhostsformigrationresponse"]["host"][0]["name"] == "h2"  # no storage motion first
+
+
+def test_find_hosts_marks_hosts_without_the_offering_host_tags_unsuitable(env):
+    vm = uuid_of(env["db"], models.VirtualMachine, "vm3")
+    hosts = {h["name"]: h for h in env["admin"].call("findHostsForMigration", virtualmachineid=vm)[1]
+             ["findhostsformigrationresponse"]["host"]}
+    assert hosts["h2"]["suitableformigration"] is True
+    assert hosts["h1"]["suitableformigration"] is False
+    assert any("host tags do not match" in r for r in hosts["h1"]["reasons"])
+
+
+@pytest.mark.parametrize("extra,code,needle", [
+    ([("migrateto[0].volume", "VOL")], 431, "missing parameter migrateto[0].pool"),
+    ([("migrateto[0].volume", "VOL"), ("migrateto[0].pool", "not-a-uuid")], 431, "migrateto[0].pool"),
+    ([("migrateto[0].volume", "OTHER"), ("migrateto[0].pool", "POOL")], 431, "does not belong"),
+    ([("migrateto[0].volume", "VOL"), ("migrateto[0].pool", "POOL"),
+      ("migrateto[1].volume", "VOL"), ("migrateto[1].pool", "POOL")], 431, "more than once"),
+    ([("migrateto[0].volume", "VOL"), ("migrateto[0].pool", "LOCAL")], 431, "cannot move to local"),
+    ([("migrateto[x].volume", "VOL")], 430, "parameter[index].field"),
+    ([("migrateto[0]volume", "VOL")], 430, "parameter[index].field"),
+])
+def test_a_bad_migrateto_map_is_refused_naming_the_entry(env, extra, code, needle):
+    db = env["db"]
+    subs = {"VOL": uuid_of(db, models.Volume, "vm1-root"), "OTHER": uuid_of(db, models.Volume, "vm2-root"),
+            "POOL": uuid_of(db, models.StoragePool, "c2-gold"), "LOCAL": uuid_of(db, models.StoragePool, "h3-local")}
+    extra = [(k, subs.get(v, v)) for k, v in extra]
+    status, body = env["admin"].call("migrateVirtualMachineWithVolume", extra=extra,
+                                     virtualmachineid=uuid_of(db, models.VirtualMachine, "vm1"),
+                                     hostid=uuid_of(db, models.Host, "h3"))
+    [error] = body.values()
+    assert status == code and error["errorcode"] == code and needle in error["errortext"]
+    assert count(db, models.AsyncJob) == 0
+    assert env["enqueued"] == []
+
+
+def test_migrate_vm_with_volume_answers_a_job_id(env):
+    db = env["db"]
+    status, body = env["admin"].call("migrateVirtualMachineWithVolume",
+                                     virtualmachineid=uuid_of(db, models.VirtualMachine, "vm1"),
+                                     hostid=uuid_of(db, models.Host, "h3"))
+    assert status == 200 and body["migratevirtualmachinewithvolumeresponse"]["jobid"]
+    job = env["admin"].call("queryAsyncJobResult", jobid=body["migratevirtualmachinewithvolumeresponse"]["jobid"])
+    assert job[1]["queryasyncjobresultresponse"]["cmd"].endswith("MigrateVirtualMachineWithVolumeCmd")
