@@ -1,19 +1,27 @@
 """The command store of one host: command records, their states, and their files on disk.
 
 A record is the public view of a command (``id``, ``type``, ``state``, ``bytesDone``,
-``bytesTotal``, ``error``, ``result``, ``created``, ``updated``); next to it the store keeps the
-validated request that created it, so a restarted agent knows which files the command touched.
-Each command is one JSON file ``<dir>/<id>.json`` (``{"record": ..., "request": ...}``) written
-atomically. State changes are compare-and-set under one lock, so an abort and a finishing worker
-can never both win. Progress is kept in memory and written to disk at most once a second.
+``bytesTotal``, ``rate``, ``eta``, ``recopiedBytes``, ``error``, ``result``, ``created``,
+``updated``; a ``MigrateWithStorageCommand`` also has ``volumes``); next to it the store keeps
+the validated request that created it, so a restarted agent knows which files the command
+touched, and a few internal marks (e.g. that a switch-over began). Each command is one JSON
+file ``<dir>/<id>.json`` (``{"record", "request", "internal"}``) written atomically. State
+changes are compare-and-set under one lock, so an abort and a finishing worker can never both
+win; each one is logged as one line. Progress is kept in memory and written to disk at most
+once a second; ``rate`` is measured over the last few seconds when the record is read.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
+from agent.command_bodies import describe
 from agent.persist import read_json, utc_now_iso, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 ACCEPTED = "accepted"
 RUNNING = "running"
@@ -23,60 +31,95 @@ ABORTED = "aborted"
 TERMINAL = frozenset({SUCCEEDED, FAILED, ABORTED})
 
 PROGRESS_PERSIST_INTERVAL = 1.0  # seconds; progress is informational, state changes are not
+RATE_WINDOW = 3.0  # seconds of progress samples the reported rate is measured over
 
 
 class CommandStore:
     """Records of one host's commands, idempotent by command id and persisted one file each."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, host: str = ""):
         self._dir = directory
+        self._host = host
         self._dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._entries: dict[str, dict] = {}
         self._persisted_at: dict[str, float] = {}
+        self._samples: dict[str, deque] = {}  # command id -> (monotonic time, bytes moved)
         for stale in self._dir.glob(".*.tmp"):
             stale.unlink(missing_ok=True)  # a crash mid-write leaves only a temp file behind
         for path in sorted(self._dir.glob("*.json")):
             entry = read_json(path)
             if isinstance(entry, dict) and "record" in entry and "request" in entry:
+                for field, default in (("rate", 0), ("eta", None), ("recopiedBytes", 0)):
+                    entry["record"].setdefault(field, default)
+                entry.setdefault("internal", {})
                 self._entries[entry["record"]["id"]] = entry
 
     def _persist(self, command_id: str) -> None:
         write_json_atomic(self._dir / f"{command_id}.json", self._entries[command_id])
         self._persisted_at[command_id] = time.monotonic()
 
-    def create(self, request: dict) -> tuple[dict, bool]:
+    def create(self, request: dict, **extra) -> tuple[dict, bool]:
         """Record a new ``accepted`` command; if the id exists, return its record and ``False``."""
         command_id = request["id"]
         with self._lock:
             if command_id in self._entries:
-                return dict(self._entries[command_id]["record"]), False
+                return self._view(command_id), False
             now = utc_now_iso()
             record = {
-                "id": command_id,
-                "type": request["type"],
-                "state": ACCEPTED,
-                "bytesDone": 0,
-                "bytesTotal": 0,
-                "error": None,
-                "result": None,
-                "created": now,
-                "updated": now,
+                "id": command_id, "type": request["type"], "state": ACCEPTED,
+                "bytesDone": 0, "bytesTotal": 0, "rate": 0, "eta": None, "recopiedBytes": 0,
+                "error": None, "result": None, "created": now, "updated": now, **extra,
             }
-            self._entries[command_id] = {"record": record, "request": dict(request)}
+            self._entries[command_id] = {"record": record, "request": dict(request), "internal": {}}
             self._persist(command_id)
+            log.info("host %s command %s %s accepted %s", self._host, command_id, request["type"], describe(request))
             return dict(record), True
 
     def get(self, command_id: str) -> dict | None:
         """A copy of the record, or ``None`` for an unknown id."""
         with self._lock:
-            entry = self._entries.get(command_id)
-            return dict(entry["record"]) if entry else None
+            return self._view(command_id) if command_id in self._entries else None
+
+    def _view(self, command_id: str) -> dict:
+        record = dict(self._entries[command_id]["record"])
+        if record["state"] == RUNNING:
+            record["rate"] = self._rate(command_id)
+            left = record["bytesTotal"] - record["bytesDone"]
+            if not record["bytesTotal"]:
+                record["eta"] = None  # the copy has not started: nothing to measure yet
+            else:
+                record["eta"] = 0.0 if left <= 0 else (round(left / record["rate"], 1) if record["rate"] else None)
+        if "volumes" in record:
+            record["volumes"] = [dict(v) for v in record["volumes"]]
+        return record
+
+    def _rate(self, command_id: str) -> int:
+        samples = self._samples.get(command_id)
+        if not samples:
+            return 0
+        now = time.monotonic()
+        base = samples[0]
+        for sample in samples:
+            if sample[0] <= now - RATE_WINDOW:
+                base = sample
+        span = now - base[0]
+        return int((samples[-1][1] - base[1]) / span) if span > 0 else 0
 
     def request(self, command_id: str) -> dict:
         """The validated request that created the command."""
         with self._lock:
             return self._entries[command_id]["request"]
+
+    def internal(self, command_id: str) -> dict:
+        with self._lock:
+            return dict(self._entries[command_id]["internal"])
+
+    def mark(self, command_id: str, **marks) -> None:
+        """Durably record internal facts about a command (e.g. that its switch-over began)."""
+        with self._lock:
+            self._entries[command_id]["internal"].update(marks)
+            self._persist(command_id)
 
     def transition(self, command_id: str, expected: frozenset[str] | set[str], **changes) -> dict | None:
         """Compare-and-set: apply ``changes`` (incl. ``state``) only if the state is in ``expected``.
@@ -84,24 +127,45 @@ class CommandStore:
         Returns the new record, or ``None`` (and changes nothing) when the state was not expected.
         """
         with self._lock:
-            record = self._entries[command_id]["record"]
-            if record["state"] not in expected:
+            entry = self._entries[command_id]
+            record = entry["record"]
+            old = record["state"]
+            if old not in expected:
                 return None
+            new = changes.get("state", old)
+            if new == RUNNING and old != RUNNING:
+                self._samples[command_id] = deque([(time.monotonic(), 0)])
+            if new in TERMINAL:
+                changes.setdefault("rate", 0)
+                changes.setdefault("eta", 0.0 if new == SUCCEEDED else None)
+                self._samples.pop(command_id, None)
             record.update(changes)
             record["updated"] = utc_now_iso()
             self._persist(command_id)
-            return dict(record)
+            log.info("host %s command %s %s %s -> %s %s bytes=%d/%d%s", self._host, command_id, record["type"],
+                     old, new, describe(entry["request"]), record["bytesDone"], record["bytesTotal"],
+                     f" error={record['error']!r}" if record["error"] else
+                     (f" result={record['result']}" if record["result"] else ""))
+            return self._view(command_id)
 
-    def progress(self, command_id: str, done: int, total: int) -> None:
+    def progress(self, command_id: str, done: int, total: int, *, recopied: int = 0,
+                 volumes: list[dict] | None = None) -> None:
         """Record copy progress of a running command (persisted at most once a second)."""
         with self._lock:
             record = self._entries[command_id]["record"]
             if record["state"] != RUNNING:
                 return
-            record["bytesDone"], record["bytesTotal"] = done, total
+            record["bytesDone"], record["bytesTotal"], record["recopiedBytes"] = done, total, recopied
+            if volumes is not None:
+                record["volumes"] = [dict(v) for v in volumes]
             record["updated"] = utc_now_iso()
+            samples = self._samples.setdefault(command_id, deque())
+            now = time.monotonic()
+            samples.append((now, done + recopied))
+            while len(samples) > 2 and samples[1][0] <= now - RATE_WINDOW:
+                samples.popleft()  # keep one sample older than the window as the base
             last = self._persisted_at.get(command_id, 0.0)
-            if time.monotonic() - last >= PROGRESS_PERSIST_INTERVAL:
+            if now - last >= PROGRESS_PERSIST_INTERVAL:
                 self._persist(command_id)
 
     def ids_in(self, states: frozenset[str] | set[str]) -> list[str]:

@@ -1,59 +1,56 @@
-"""One simulated hypervisor host: its command lifecycle, limits, registries and restart recovery.
+"""One simulated hypervisor host: its command lifecycle, limits, registries, guests and recovery.
 
 ``HostAgent`` is what the HTTP routes call. It validates requests, keeps the command store
-idempotent by command id, queues commands behind the host's storage-migration limit, runs them on
-the simulated backend, aborts them, and on start finishes commands that a previous agent process
-left unfinished. State lives under ``<root>/.agent/<host>/``; volume files live in pool
-directories under ``<root>``.
+idempotent by command id, queues commands behind the storage-migration limit (``slots``), runs
+them on the simulated backend (``jobs`` for ``MigrateVolumeCommand``, ``vm_migration`` for
+``MigrateWithStorageCommand``), aborts them, and on start finishes commands that a previous agent
+process left unfinished. It also keeps the VMs running here, whose simulated guests write to
+their volumes when enabled (``vms.VmsMixin``); ``storage.StorageMixin`` adds volume files, pools
+and where data really is. State lives under ``<root>/.agent/<host>/``; volume files live in pool directories
+under ``<root>``.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
 from agent import commands as cs
-from agent.backends.faults import FaultBook
-from agent.backends.simulated import (
-    DEFAULT_CHUNK_SIZE,
-    MigrationFailed,
-    MigrationInterrupted,
-    SimulatedHyperV,
-    VolumeSizeMismatch,
-)
+from agent import jobs, vm_migration
+from agent.backends.faults import CRASH_EXIT_CODE, FaultBook, parse_fault
+from agent.backends.guest import DEFAULT_BLOCK_SIZE, Guest, WriteLog
+from agent.backends.simulated import DEFAULT_CHUNK_SIZE, SimulatedHyperV
+from agent.command_bodies import MIGRATE_VOLUME, MIGRATE_WITH_STORAGE, command_volume_ids, parse_command
 from agent.commands import CommandStore
-from agent.errors import AgentError, Conflict, InvalidRequest, NotFound, Unavailable
+from agent.errors import InvalidRequest, NotFound, Unavailable
+from agent.jobs import RESTARTED_ERROR, Control  # noqa: F401  (RESTARTED_ERROR: part of this module's API)
 from agent.registry import Registry
-from agent.runner import MigrationRunner
-from agent.validation import check_host_name, parse_command, parse_fault, parse_volume_create
+from agent.slots import SlotTable, Ticket
+from agent.storage import StorageMixin
+from agent.validation import check_host_name, parse_guest, same_pool
+from agent.vms import VmRegistry, VmsMixin
 
 log = logging.getLogger(__name__)
 
-RESTARTED_ERROR = "agent restarted during the command"
 ABORT_WAIT_SECONDS = 30.0
+RUNNERS = {MIGRATE_VOLUME: jobs.run_migrate_volume, MIGRATE_WITH_STORAGE: vm_migration.run_migrate_with_storage}
+RECOVERERS = {MIGRATE_VOLUME: jobs.recover_migrate_volume,
+              MIGRATE_WITH_STORAGE: vm_migration.recover_migrate_with_storage}
+DISCARDERS = {MIGRATE_VOLUME: jobs.discard_partials, MIGRATE_WITH_STORAGE: vm_migration.discard_partials}
 
 
-class _Control:
-    """How a running command is told to stop: an abort (state ``aborted``) or an agent stop."""
+class HostAgent(StorageMixin, VmsMixin):
+    """The agent side of one hypervisor host (see the module docstring).
 
-    def __init__(self) -> None:
-        self.wake = threading.Event()
-        self.done = threading.Event()
-        self.abort_requested = False
-        self.stopping = False
-
-    def interrupted(self) -> bool:
-        return self.abort_requested or self.stopping
-
-    def wait(self, seconds: float) -> None:
-        self.wake.wait(seconds)
-
-
-class HostAgent:
-    """The agent side of one hypervisor host (see the module docstring)."""
+    ``slots`` is shared by the hosts of one process (``AgentServer``), so that a
+    ``MigrateWithStorageCommand`` between two of them takes a slot on both; alone, a host has its own.
+    """
 
     def __init__(self, name: str, root: str | Path, max_storage_migrations: int = 2,
-                 bandwidth_mib_s: float | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE):
+                 bandwidth_mib_s: float | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 guest_writes_per_s: float = 0.0, guest_block_size: int = DEFAULT_BLOCK_SIZE,
+                 slots: SlotTable | None = None):
         try:
             self.name = check_host_name(name)
         except InvalidRequest as exc:
@@ -65,29 +62,35 @@ class HostAgent:
         state_dir = self.root / ".agent" / name
         self.backend = SimulatedHyperV(self.root, chunk_size=chunk_size, bandwidth_mib_s=bandwidth_mib_s)
         self.registry = Registry(state_dir)
-        self.commands = CommandStore(state_dir / "commands")
+        self.vms = VmRegistry(state_dir, name)
+        self.commands = CommandStore(state_dir / "commands", name)
         self.faults = FaultBook()
+        self.write_log = WriteLog(state_dir / "writes.jsonl")
+        self.guest = Guest(name, self.write_log, block_size=guest_block_size, is_offline=self.backend.is_offline)
+        self.slots = slots if slots is not None else SlotTable()
+        self.slots.add_host(name, max_storage_migrations)
         self._lock = threading.Lock()
-        self._controls: dict[str, _Control] = {}
+        self._controls: dict[str, Control] = {}
         self._active_volumes: dict[str, str] = {}  # volume id -> running command id
-        self._running = 0
-        self._peak = 0
+        self._tickets: dict[str, Ticket] = {}
+        self._threads: set[threading.Thread] = set()
         self._closed = False
         self._recover()
-        self._runner = MigrationRunner(name, max_storage_migrations, self._run)
+        for vm in self.vms.all():
+            self._attach(vm)
+        self.guest.set_rate(guest_writes_per_s)
 
     # -- queries -------------------------------------------------------------------------------
 
     def status(self) -> dict:
-        """The host's limit, what runs and waits now, and the peak concurrency seen since start."""
-        with self._lock:
-            running, peak = self._running, self._peak
+        """The host's limit, what runs and waits now, the peak concurrency seen, the guests' rate."""
         return {
             "host": self.name,
             "maxStorageMigrations": self.max_storage_migrations,
-            "running": running,
+            "running": self.slots.running(self.name),
             "queued": len(self.commands.ids_in({cs.ACCEPTED})),
-            "peakStorageMigrations": peak,
+            "peakStorageMigrations": self.slots.peak(self.name),
+            "guestWritesPerSecond": self.guest.writes_per_second,
         }
 
     def command(self, command_id: str) -> dict:
@@ -96,34 +99,7 @@ class HostAgent:
             raise NotFound(f"unknown command {command_id!r} on host {self.name!r}")
         return record
 
-    def locate_volume(self, volume_id: str) -> dict:
-        """Where the volume's data really is: every known pool holding its complete file."""
-        entry = self.registry.volume(volume_id)
-        if entry is None:
-            raise NotFound(f"unknown volume {volume_id!r} on host {self.name!r}")
-        locations = []
-        for pool in self.registry.pools():
-            size = self.backend.complete_size(pool["path"], entry["path"])
-            if size is not None:
-                locations.append({"pool": pool["uuid"], "poolPath": pool["path"], "size": size})
-        return {"id": volume_id, "path": entry["path"], "vm": entry.get("vm"), "locations": locations}
-
-    # -- volumes and faults --------------------------------------------------------------------
-
-    def create_volume(self, body) -> tuple[dict, bool]:
-        """Create a volume file of exactly ``size`` random bytes unless it exists already."""
-        req = parse_volume_create(body)
-        pool = req["pool"]
-        self.registry.remember_pool(pool)
-        try:
-            created = self.backend.create_volume(pool["path"], req["path"], req["size"])
-        except VolumeSizeMismatch as exc:
-            raise Conflict(str(exc)) from None
-        except OSError as exc:
-            raise AgentError(f"creating volume file {req['path']} in pool {pool['uuid']} failed: {exc}") from None
-        self.registry.remember_volume(req["id"], path=req["path"], pool=pool["uuid"], size=req["size"], vm=req["vm"])
-        answer = {"id": req["id"], "path": req["path"], "pool": pool["uuid"], "size": req["size"], "created": created}
-        return answer, created
+    # -- faults and guests -------------------------------------------------------------------
 
     def add_fault(self, body) -> dict:
         return self.faults.add(parse_fault(body))
@@ -133,6 +109,11 @@ class HostAgent:
 
     def list_faults(self) -> list[dict]:
         return self.faults.list()
+
+    def set_guest(self, body) -> dict:
+        """Change how often the simulated guests write (``{"writesPerSecond": n}``, 0 = off)."""
+        self.guest.set_rate(parse_guest(body))
+        return self.status()
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -145,16 +126,39 @@ class HostAgent:
         existing = self.commands.get(request["id"])
         if existing is not None:
             return existing, False
-        for field in ("srcPool", "pool"):
-            self.registry.remember_pool(request[field])
-        known = self.registry.volume(request["volumeId"]) or {}
-        self.registry.remember_volume(
-            request["volumeId"], path=request["volumePath"], vm=request["attachedVmName"],
-            pool=known.get("pool") or request["srcPool"]["uuid"],
-        )
-        record, created = self.commands.create(request)
+        extra = {}
+        if request["type"] == MIGRATE_VOLUME:
+            for field in ("srcPool", "pool"):
+                self.registry.remember_pool(request[field])
+            known = self.registry.volume(request["volumeId"]) or {}
+            self.registry.remember_volume(
+                request["volumeId"], path=request["volumePath"], vm=request["attachedVmName"],
+                pool=known.get("pool") or request["srcPool"]["uuid"],
+            )
+        else:
+            if request["tgtHost"] == self.name:
+                raise InvalidRequest(f"field 'tgtHost' names this host ({self.name}); "
+                                     "a VM migrates with its storage to another host")
+            for entry in request["volumeToPool"]:
+                volume = entry["volume"]
+                self.registry.remember_pool(volume["pool"])
+                self.registry.remember_pool(entry["pool"])
+                known = self.registry.volume(volume["id"]) or {}
+                self.registry.remember_volume(volume["id"], path=volume["path"], vm=request["vm"]["name"],
+                                              pool=known.get("pool") or volume["pool"]["uuid"])
+            extra["volumes"] = [
+                {"id": e["volume"]["id"], "bytesDone": 0, "bytesTotal": 0,
+                 "state": "stays" if same_pool(e["volume"]["pool"], e["pool"]) else "pending"}
+                for e in request["volumeToPool"]]
+        record, created = self.commands.create(request, **extra)
         if created:
-            self._runner.submit(record["id"])
+            hosts = (self.name,)
+            if request["type"] == MIGRATE_WITH_STORAGE and self.slots.serves(request["tgtHost"]):
+                hosts += (request["tgtHost"],)  # the destination is in this process: it counts there too
+            ticket = self.slots.enqueue(self.name, hosts, lambda t: self._start(record["id"], t))
+            with self._lock:
+                if not ticket.admitted:
+                    self._tickets[record["id"]] = ticket
         return record, created
 
     def abort_command(self, command_id: str, wait_seconds: float = ABORT_WAIT_SECONDS) -> dict:
@@ -162,20 +166,30 @@ class HostAgent:
         with self._lock:
             record = self.command(command_id)
             if record["state"] == cs.ACCEPTED:
-                # Still queued: nothing was copied yet; the worker will skip it.
-                return self.commands.transition(command_id, {cs.ACCEPTED}, state=cs.ABORTED)
+                # Still queued: nothing was copied yet. (Commands start running only under this
+                # lock, so the transition cannot lose a race with the start.)
+                ticket = self._tickets.pop(command_id, None)
+                aborted = self.commands.transition(command_id, {cs.ACCEPTED}, state=cs.ABORTED)
+        if record["state"] == cs.ACCEPTED:
+            if ticket is not None:
+                # It gives up its place in the queue; outside our lock, since that may start
+                # commands that were waiting behind it.
+                self.slots.cancel(ticket)
+            return aborted
+        with self._lock:
+            record = self.command(command_id)
             control = self._controls.get(command_id)
             if record["state"] in cs.TERMINAL or control is None:
                 return record
             control.abort_requested = True
             control.wake.set()
-        # The copy loop notices between chunks and removes its partial copy; wait for that.
+        # The copy loop notices between chunks and removes its partial copies; wait for that.
         control.done.wait(wait_seconds)
         return self.command(command_id)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the worker threads. Interrupted commands stay non-terminal on disk (partial copies
-        removed) and are finished as failed by the next ``HostAgent`` on this root."""
+        """Stop the worker threads and guests. Interrupted commands stay non-terminal on disk
+        (partial copies removed) and are finished as failed by the next ``HostAgent`` on this root."""
         with self._lock:
             if self._closed:
                 return
@@ -183,91 +197,75 @@ class HostAgent:
             for control in self._controls.values():
                 control.stopping = True
                 control.wake.set()
-        self._runner.stop(timeout)
+            threads = list(self._threads)
+        self.slots.cancel_owned_by(self.name)
+        for thread in threads:
+            thread.join(timeout)
+        self.guest.stop()
+        self.write_log.close()
 
-    # -- execution (worker threads) ------------------------------------------------------------
+    # -- execution (one thread per admitted command) -------------------------------------------
 
-    def _run(self, command_id: str) -> None:
+    def _start(self, command_id: str, ticket: Ticket) -> None:
+        thread = threading.Thread(target=self._run, args=(command_id, ticket),
+                                  name=f"agent-{self.name}-{command_id}", daemon=True)
+        with self._lock:  # started under the lock, so close() never joins a thread not yet started
+            self._threads.add(thread)
+            thread.start()
+
+    def _run(self, command_id: str, ticket: Ticket) -> None:
+        try:
+            self._run_admitted(command_id)
+        finally:
+            self.slots.release(ticket)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _run_admitted(self, command_id: str) -> None:
         with self._lock:
+            self._tickets.pop(command_id, None)
             if self._closed:
                 return
-            volume_id = self.commands.request(command_id)["volumeId"]
-            busy_with = self._active_volumes.get(volume_id)
-            if busy_with is not None:
+            request = self.commands.request(command_id)
+            volume_ids = command_volume_ids(request)
+            busy = [(v, self._active_volumes[v]) for v in volume_ids if v in self._active_volumes]
+            if busy:
                 # Like Hyper-V, one storage migration per disk at a time: two copies would
                 # share one partial file.
                 self.commands.transition(command_id, {cs.ACCEPTED}, state=cs.FAILED,
-                                         error=f"volume {volume_id} is already being migrated by command {busy_with}")
+                                         error=f"volume {busy[0][0]} is already being migrated by command {busy[0][1]}")
                 return
             if self.commands.transition(command_id, {cs.ACCEPTED}, state=cs.RUNNING) is None:
                 return  # aborted while it waited in the queue
-            control = self._controls[command_id] = _Control()
-            self._active_volumes[volume_id] = command_id
-            self._running += 1
-            self._peak = max(self._peak, self._running)
+            control = self._controls[command_id] = Control()
+            for volume_id in volume_ids:
+                self._active_volumes[volume_id] = command_id
         try:
-            self._execute(command_id, control)
+            RUNNERS[request["type"]](self, command_id, control)
         except Exception as exc:  # never leave a command running because of a bug
             log.exception("command %s failed unexpectedly", command_id)
-            request = self.commands.request(command_id)
-            self.backend.discard_partial(request["pool"]["path"], request["volumePath"])
-            self._finish(command_id, cs.FAILED, error=f"internal agent error: {exc!r}")
+            DISCARDERS[request["type"]](self, request)
+            self.finish(command_id, cs.FAILED, error=f"internal agent error: {exc!r}")
         finally:
             with self._lock:
-                self._running -= 1
                 del self._controls[command_id]
-                del self._active_volumes[volume_id]
+                for volume_id in volume_ids:
+                    del self._active_volumes[volume_id]
             control.done.set()
 
-    def _execute(self, command_id: str, control: _Control) -> None:
-        request = self.commands.request(command_id)
-        src, dst, name = request["srcPool"], request["pool"], request["volumePath"]
-        fault = self.faults.take(request["type"], request["volumeId"])
-        if fault and fault["type"] == "fail":
-            self._finish(command_id, cs.FAILED, error=fault["message"])
-            return
-        try:
-            if fault and fault["type"] == "hang":
-                while not control.interrupted():
-                    control.wait(1.0)
-                raise MigrationInterrupted()
-            self.backend.migrate_volume(
-                src["path"], dst["path"], name,
-                progress=lambda done, total: self.commands.progress(command_id, done, total),
-                control=control,
-            )
-        except MigrationInterrupted:
-            if control.abort_requested:
-                self._finish(command_id, cs.ABORTED)
-            return  # agent stopping: left running on disk for the next start to finish
-        except MigrationFailed as exc:
-            self._finish(command_id, cs.FAILED, error=str(exc))
-            return
-        self.registry.remember_volume(request["volumeId"], path=name, pool=dst["uuid"])
-        self._finish(command_id, cs.SUCCEEDED, result={"volumePath": name, "pool": dst["uuid"]})
-
-    def _finish(self, command_id: str, state: str, **changes) -> None:
+    def finish(self, command_id: str, state: str, **changes) -> None:
+        """Move a running command to its terminal ``state`` (no-op if it is not running)."""
         self.commands.transition(command_id, {cs.RUNNING}, state=state, **changes)
+
+    def crash(self, command_id: str) -> None:
+        """A ``crash`` fault: end the process now, after the copy, before recording the outcome."""
+        log.critical("host %s command %s: crash fault, exiting with %d", self.name, command_id, CRASH_EXIT_CODE)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(CRASH_EXIT_CODE)
 
     def _recover(self) -> None:
         """Finish commands a previous agent process left ``accepted`` or ``running``."""
         for command_id in self.commands.ids_in({cs.ACCEPTED, cs.RUNNING}):
             record = self.commands.get(command_id)
-            request = self.commands.request(command_id)
-            src, dst, name = request["srcPool"], request["pool"], request["volumePath"]
-            if record["state"] == cs.ACCEPTED:
-                self.backend.discard_partial(dst["path"], name)
-                completed = False
-            else:
-                completed = self.backend.recover_interrupted(src["path"], dst["path"], name)
-            if completed:
-                # Crash after the source was removed: the data is only on the destination now.
-                size = self.backend.complete_size(dst["path"], name) or record["bytesTotal"]
-                self.registry.remember_volume(request["volumeId"], path=name, pool=dst["uuid"])
-                self.commands.transition(
-                    command_id, {cs.RUNNING}, state=cs.SUCCEEDED, bytesDone=size, bytesTotal=size,
-                    result={"volumePath": name, "pool": dst["uuid"]},
-                )
-            else:
-                self.commands.transition(command_id, {cs.ACCEPTED, cs.RUNNING}, state=cs.FAILED,
-                                         error=RESTARTED_ERROR)
+            RECOVERERS[record["type"]](self, command_id, record)

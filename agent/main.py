@@ -2,7 +2,9 @@
 
 ``python -m agent --host h1 --host h2 --root agent-data`` (the ``motion agent`` command calls
 ``main`` too). It prints one line with the URL once it is listening, and on SIGINT or SIGTERM
-stops serving and closes the host agents before returning 0.
+stops serving and closes the host agents before returning 0. ``--guest-writes`` turns the
+simulated guests on; ``--fault-plan`` injects faults from the start (a ``crash`` fault ends the
+process with exit code 70).
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import logging
 import signal
 import sys
 
+from agent.backends.faults import load_fault_plan
+from agent.errors import InvalidRequest
 from agent.serve import AgentServer
 
 
@@ -26,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="storage migrations running at once per host; more wait in a queue (default: 2)")
     parser.add_argument("--bandwidth", type=float, default=None, metavar="MIB_PER_S",
                         help="throttle each migration's copy to this many MiB/s (default: unthrottled)")
+    parser.add_argument("--guest-writes", type=float, default=0.0, metavar="PER_S",
+                        help="simulated guests of registered VMs write this many blocks per second to "
+                             "each volume (default: 0 = off)")
+    parser.add_argument("--fault-plan", default=None, metavar="FILE",
+                        help="JSON list of faults to inject from the start (see docs/agent-protocol.md)")
     return parser
 
 
@@ -35,11 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--max-storage-migrations must be at least 1")
     if args.bandwidth is not None and args.bandwidth <= 0:
         build_parser().error("--bandwidth must be positive")
+    if args.guest_writes < 0:
+        build_parser().error("--guest-writes must not be negative")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        plan = load_fault_plan(args.fault_plan) if args.fault_plan else None
         server = AgentServer(args.hosts, args.root, bind=args.bind, port=args.port,
                              max_storage_migrations=args.max_storage_migrations,
-                             bandwidth_mib_s=args.bandwidth)
+                             bandwidth_mib_s=args.bandwidth, guest_writes_per_s=args.guest_writes,
+                             fault_plan=plan)
+    except InvalidRequest as exc:
+        print(f"motion agent: cannot start: {exc.message}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as exc:
         print(f"motion agent: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,12 @@ class Registry:
             self._pools[pool["uuid"]] = dict(pool)
             write_json_atomic(self._pools_file, {"pools": self._pools})
 
+    def pool(self, uuid: str) -> dict | None:
+        """The pool object with this uuid, or ``None`` if never seen."""
+        with self._lock:
+            pool = self._pools.get(uuid)
+            return dict(pool) if pool is not None else None
+
     def pools(self) -> list[dict]:
         """Every pool seen, sorted by uuid."""
         with self._lock:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from agent.backends.simulated import DEFAULT_CHUNK_SIZE
 from agent.host import HostAgent
 from agent.server import create_app
+from agent.slots import SlotTable
 
 http_log = logging.getLogger("agent.http")
 POLL_INTERVAL = 0.1  # seconds; how quickly shutdown() is noticed by the serving thread
@@ -30,19 +32,35 @@ class _RequestHandler(WSGIRequestHandler):
 
 
 class AgentServer:
-    """One agent process: a ``HostAgent`` per host name, all served on one address."""
+    """One agent process: a ``HostAgent`` per host name, all served on one address.
+
+    The hosts share one ``SlotTable`` (a ``MigrateWithStorageCommand`` between two of them counts
+    on both). ``fault_plan`` is a list of ``(host or None for all, fault)`` pairs (see
+    ``backends.faults.load_fault_plan``) registered on start.
+    """
 
     def __init__(self, host_names: list[str], root: str | Path, bind: str = "127.0.0.1", port: int = 0,
-                 max_storage_migrations: int = 2, bandwidth_mib_s: float | None = None):
+                 max_storage_migrations: int = 2, bandwidth_mib_s: float | None = None, *,
+                 guest_writes_per_s: float = 0.0, fault_plan: list[tuple[str | None, dict]] | None = None,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE):
         if not host_names:
             raise ValueError("an agent serves at least one host")
         if len(set(host_names)) != len(host_names):
             raise ValueError(f"duplicate host names in {host_names}")
+        unknown = sorted({h for h, _ in fault_plan or () if h is not None and h not in host_names})
+        if unknown:
+            raise ValueError(f"the fault plan names hosts this agent does not serve: {', '.join(unknown)}")
         self.bind = bind
         self.hosts: dict[str, HostAgent] = {}
+        slots = SlotTable()
         try:
             for name in host_names:
-                self.hosts[name] = HostAgent(name, root, max_storage_migrations, bandwidth_mib_s)
+                self.hosts[name] = HostAgent(name, root, max_storage_migrations, bandwidth_mib_s,
+                                             chunk_size=chunk_size, guest_writes_per_s=guest_writes_per_s,
+                                             slots=slots)
+            for host_name, fault in fault_plan or ():
+                for name in ([host_name] if host_name else host_names):
+                    self.hosts[name].faults.add(fault)
             self._server = make_server(bind, port, create_app(self.hosts), threaded=True,
                                        request_handler=_RequestHandler)
         except BaseException:

@@ -1,7 +1,9 @@
 """The agent's HTTP routes (Flask): thin adapters from the wire protocol to ``HostAgent`` calls.
 
 ``create_app(hosts)`` builds an app serving every host in ``hosts`` under ``/hosts/<name>``.
-Every answer is JSON; every error answer is ``{"error": text}`` with the status of the
+Besides commands it serves volume files and their truth, the VMs running on each host, pools
+online/offline, the simulated guests' write rate and the fault hook. Every answer is JSON; every
+error answer is ``{"error": text}`` with the status of the
 ``AgentError`` raised (400 bad input, 404 unknown host/volume/command, 409 conflict, 503
 stopping) or of werkzeug's HTTP error (404 unknown path, 405 wrong method). The protocol is
 documented in ``docs/agent-protocol.md``.
@@ -13,7 +15,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from agent.errors import AgentError, NotFound
+from agent.errors import AgentError, InvalidRequest, NotFound
 from agent.host import HostAgent
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,18 @@ log = logging.getLogger(__name__)
 def _body():
     """The decoded JSON body, or ``None`` when it is absent or malformed (validation says 400)."""
     return request.get_json(force=True, silent=True)
+
+
+def _flag(name: str) -> bool:
+    """A query flag such as ``?checksum=1`` (also ``true``/``yes``)."""
+    return request.args.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _count(name: str) -> int:
+    value = request.args.get(name, "0")
+    if not value.isdigit():
+        raise InvalidRequest(f"query parameter '{name}' must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def create_app(hosts: dict[str, HostAgent]) -> Flask:
@@ -63,7 +77,44 @@ def create_app(hosts: dict[str, HostAgent]) -> Flask:
 
     @app.get("/hosts/<name>/volumes/<volume_id>")
     def locate_volume(name: str, volume_id: str):
-        return jsonify(host(name).locate_volume(volume_id))
+        return jsonify(host(name).locate_volume(volume_id, checksum=_flag("checksum")))
+
+    @app.get("/hosts/<name>/volumes/<volume_id>/writes")
+    def volume_writes(name: str, volume_id: str):
+        return jsonify(host(name).volume_writes(volume_id, since=_count("since")))
+
+    @app.get("/hosts/<name>/vms")
+    def list_vms(name: str):
+        return jsonify(vms=host(name).list_vms())
+
+    @app.post("/hosts/<name>/vms")
+    def register_vm(name: str):
+        vm, created = host(name).register_vm(_body())
+        return jsonify(vm), 201 if created else 200
+
+    @app.get("/hosts/<name>/vms/<vm_name>")
+    def get_vm(name: str, vm_name: str):
+        return jsonify(host(name).vm(vm_name))
+
+    @app.delete("/hosts/<name>/vms/<vm_name>")
+    def remove_vm(name: str, vm_name: str):
+        return jsonify(host(name).remove_vm(vm_name))
+
+    @app.get("/hosts/<name>/pools")
+    def list_pools(name: str):
+        return jsonify(pools=host(name).list_pools())
+
+    @app.post("/hosts/<name>/pools/offline")
+    def pool_offline(name: str):
+        return jsonify(host(name).set_pool_online(_body(), online=False))
+
+    @app.post("/hosts/<name>/pools/online")
+    def pool_online(name: str):
+        return jsonify(host(name).set_pool_online(_body(), online=True))
+
+    @app.post("/hosts/<name>/guest")
+    def set_guest(name: str):
+        return jsonify(host(name).set_guest(_body()))
 
     @app.post("/hosts/<name>/commands")
     def submit_command(name: str):

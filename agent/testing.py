@@ -29,6 +29,25 @@ def migrate_body(volume_id: str, volume_path: str, src: dict, dst: dict, *,
             "attachedVmName": vm, "wait": wait}
 
 
+def mws_body(vm: str, vm_uuid: str, target: str, target_url: str, moves: list[tuple[dict, dict]], *,
+             command_id: str | None = None, wait: int = 3600) -> dict:
+    """The body of a MigrateWithStorageCommand; ``moves`` is ``[(volume {id, path, pool}, destination pool)]``."""
+    return {"id": command_id or str(uuid.uuid4()), "type": "MigrateWithStorageCommand",
+            "vm": {"name": vm, "uuid": vm_uuid}, "tgtHost": target, "tgtAgentUrl": target_url,
+            "volumeToPool": [{"volume": volume, "pool": pool} for volume, pool in moves], "wait": wait}
+
+
+def replay_writes(original: bytes, writes: list[dict], volume_id: str) -> bytes:
+    """``original`` with the guest writes of a write log applied in the order given."""
+    from agent.backends.guest import guest_data
+
+    data = bytearray(original)
+    for write in writes:
+        offset, length = write["offset"], write["length"]
+        data[offset:offset + length] = guest_data(volume_id, write["seq"], length)
+    return bytes(data)
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.01,
                what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
@@ -92,6 +111,27 @@ class HostClient:
 
     def add_fault(self, **fault):
         return self.request("POST", "/faults", json=fault)
+
+    def register_vm(self, name: str, vm_uuid: str, volumes: list[dict]):
+        return self.request("POST", "/vms", json={"name": name, "uuid": vm_uuid, "volumes": volumes})
+
+    def vm(self, name: str):
+        return self.request("GET", f"/vms/{name}")
+
+    def vms(self):
+        return self.request("GET", "/vms")
+
+    def writes(self, volume_id: str, since: int = 0):
+        return self.request("GET", f"/volumes/{volume_id}/writes?since={since}")
+
+    def guest(self, writes_per_second: float):
+        return self.request("POST", "/guest", json={"writesPerSecond": writes_per_second})
+
+    def pool_offline(self, **ref):
+        return self.request("POST", "/pools/offline", json=ref)
+
+    def pool_online(self, **ref):
+        return self.request("POST", "/pools/online", json=ref)
 
     def wait_for_state(self, command_id: str, *states: str, timeout: float = 30.0) -> dict:
         """Poll the command until its state is one of ``states`` (default: any terminal state)."""

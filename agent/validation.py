@@ -1,21 +1,19 @@
-"""Validation of everything a caller sends: request bodies, pool objects, ids and file names.
+"""Validation of what a caller sends: field primitives, pool objects, ids, file names, and the
+bodies of the volume, VM, pool and guest endpoints.
 
 Each ``parse_*`` function takes the decoded JSON body and returns a normalized dict, or raises
 ``InvalidRequest`` naming the offending field. Nothing here touches the disk or any state, so a
-rejected request changes nothing. The command-type table ``COMMAND_PARSERS`` is the one place
-that says which command types the agent understands.
+rejected request changes nothing. Command bodies are parsed in ``agent.command_bodies``, fault
+bodies in ``agent.backends.faults``; both build on the primitives here.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from agent.errors import InvalidRequest
 
-MIGRATE_VOLUME = "MigrateVolumeCommand"
 POOL_TYPES = ("SMB", "Filesystem")
-FAULT_TYPES = ("fail", "hang")
 PARTIAL_SUFFIX = ".partial"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
@@ -38,7 +36,8 @@ def check_host_name(name: Any) -> str:
     return name
 
 
-def _string(body: dict, field: str, *, required: bool = True) -> str | None:
+def string_field(body: dict, field: str, *, required: bool = True) -> str | None:
+    """A non-empty string field (``None`` when absent and not required)."""
     value = body.get(field)
     if value is None:
         if required:
@@ -49,8 +48,9 @@ def _string(body: dict, field: str, *, required: bool = True) -> str | None:
     return value
 
 
-def _identifier(body: dict, field: str) -> str:
-    value = _string(body, field)
+def identifier_field(body: dict, field: str) -> str:
+    """An id usable as a file name: 1-200 characters of letters, digits and ``._:@-``."""
+    value = string_field(body, field)
     if not _ID_RE.match(value):
         raise InvalidRequest(
             f"field '{field}' must be 1-200 characters of letters, digits and '._:@-', got {value!r}"
@@ -58,7 +58,8 @@ def _identifier(body: dict, field: str) -> str:
     return value
 
 
-def _int(body: dict, field: str, *, minimum: int, default: int | None = None) -> int:
+def int_field(body: dict, field: str, *, minimum: int, default: int | None = None) -> int:
+    """An integer field of at least ``minimum`` (``default`` when absent)."""
     value = body.get(field, default)
     if value is None:
         raise InvalidRequest(f"missing field '{field}'")
@@ -98,13 +99,13 @@ def parse_pool(value: Any, field: str) -> dict:
     if not isinstance(value, dict):
         raise InvalidRequest(f"field '{field}' must be a pool object with 'uuid' and 'path'")
     try:
-        uuid = _identifier(value, "uuid")
-        path = _string(value, "path")
-        pool_type = _string(value, "type", required=False)
+        uuid = identifier_field(value, "uuid")
+        path = string_field(value, "path")
+        pool_type = string_field(value, "type", required=False)
         host = value.get("host")
         if host is not None and not isinstance(host, str):
             raise InvalidRequest("field 'host' must be a string")
-        port = _int(value, "port", minimum=0, default=0)
+        port = int_field(value, "port", minimum=0, default=0)
     except InvalidRequest as exc:
         raise InvalidRequest(f"{field}: {exc.message}") from None
     parts = pool_relative_parts(path)
@@ -123,69 +124,67 @@ def parse_volume_create(body: Any) -> dict:
     if vm is not None and not isinstance(vm, str):
         raise InvalidRequest("field 'vm' must be a string or null")
     return {
-        "id": _identifier(body, "id"),
+        "id": identifier_field(body, "id"),
         "path": check_file_name(body.get("path"), "path"),
         "pool": parse_pool(body.get("pool"), "pool"),
-        "size": _int(body, "size", minimum=0),
+        "size": int_field(body, "size", minimum=0),
         "vm": vm,
     }
 
 
-def _parse_migrate_volume(body: dict) -> dict:
-    src = parse_pool(body.get("srcPool"), "srcPool")
-    dst = parse_pool(body.get("pool"), "pool")
-    if src["uuid"] == dst["uuid"] or pool_relative_parts(src["path"]) == pool_relative_parts(dst["path"]):
-        raise InvalidRequest("'srcPool' and 'pool' are the same pool; nothing to migrate")
-    vm = body.get("attachedVmName")
-    if vm is not None and not isinstance(vm, str):
-        raise InvalidRequest("field 'attachedVmName' must be a string or null")
-    wait = body.get("wait")
-    if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0):
-        raise InvalidRequest("field 'wait' must be a non-negative number of seconds")
-    return {
-        "volumeId": _identifier(body, "volumeId"),
-        "volumePath": check_file_name(body.get("volumePath"), "volumePath"),
-        "srcPool": src,
-        "pool": dst,
-        "attachedVmName": vm,
-        "wait": wait,
-    }
+def number_field(body: dict, field: str, *, default: float | None = None, positive: bool = False) -> float | None:
+    """An optional non-negative (or positive) number; ``default`` when absent."""
+    value = body.get(field, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (positive and value == 0):
+        kind = "positive" if positive else "non-negative"
+        raise InvalidRequest(f"field '{field}' must be a {kind} number")
+    return value
 
 
-COMMAND_PARSERS: dict[str, Callable[[dict], dict]] = {MIGRATE_VOLUME: _parse_migrate_volume}
+def same_pool(a: dict, b: dict) -> bool:
+    """Two pools are the same if their uuids are equal or their paths name the same directory."""
+    return a["uuid"] == b["uuid"] or pool_relative_parts(a["path"]) == pool_relative_parts(b["path"])
 
 
-def parse_command(body: Any) -> dict:
-    """Body of ``POST {base}/commands``: ``id`` and ``type`` plus the type's own fields."""
+def parse_vm_volume(value: Any, field: str) -> dict:
+    """A volume as commands and VM registrations name it: ``{"id", "path", "pool"}``."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"field '{field}' must be an object with 'id', 'path' and 'pool'")
+    try:
+        return {"id": identifier_field(value, "id"), "path": check_file_name(value.get("path"), "path"),
+                "pool": parse_pool(value.get("pool"), "pool")}
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{field}: {exc.message}") from None
+
+
+def parse_vm(body: Any) -> dict:
+    """Body of ``POST {base}/vms``: a VM running on this host and its volumes."""
     body = require_object(body)
-    command_id = _identifier(body, "id")
-    command_type = _string(body, "type")
-    parser = COMMAND_PARSERS.get(command_type)
-    if parser is None:
-        known = ", ".join(sorted(COMMAND_PARSERS))
-        raise InvalidRequest(f"unknown command type {command_type!r}; this agent runs: {known}")
-    return {"id": command_id, "type": command_type, **parser(body)}
+    name, vm_uuid = identifier_field(body, "name"), identifier_field(body, "uuid")
+    volumes = body.get("volumes", [])
+    if not isinstance(volumes, list):
+        raise InvalidRequest("field 'volumes' must be a list")
+    parsed = [parse_vm_volume(v, f"volumes[{i}]") for i, v in enumerate(volumes)]
+    if len({v["id"] for v in parsed}) != len(parsed):
+        raise InvalidRequest("field 'volumes' names a volume twice")
+    return {"name": name, "uuid": vm_uuid, "volumes": parsed}
 
 
-def parse_fault(body: Any) -> dict:
-    """Body of ``POST {base}/faults`` (a test hook of the simulated backend)."""
+def parse_pool_ref(body: Any) -> dict:
+    """Body of ``POST {base}/pools/offline|online``: ``{"uuid": ...}`` or ``{"path": ...}``."""
     body = require_object(body)
-    fault_type = _string(body, "type")
-    if fault_type not in FAULT_TYPES:
-        raise InvalidRequest(f"field 'type' must be one of {', '.join(FAULT_TYPES)}, got {fault_type!r}")
-    command = _string(body, "command", required=False) or MIGRATE_VOLUME
-    if command not in COMMAND_PARSERS:
-        raise InvalidRequest(f"field 'command' names an unknown command type {command!r}")
-    volume_id = _string(body, "volumeId", required=False)
-    message = body.get("message")
-    if message is not None and not isinstance(message, str):
-        raise InvalidRequest("field 'message' must be a string")
-    if message is None and fault_type == "fail":
-        message = f"simulated failure injected into {command}"
-    return {
-        "type": fault_type,
-        "command": command,
-        "volumeId": volume_id,
-        "message": message,
-        "times": _int(body, "times", minimum=1, default=1),
-    }
+    if body.get("uuid") is not None:
+        return {"uuid": identifier_field(body, "uuid"), "path": None}
+    if body.get("path") is None:
+        raise InvalidRequest("name the pool by field 'uuid' or field 'path'")
+    return {"uuid": None, "path": parse_pool({"uuid": "by-path", "path": body.get("path")}, "path")["path"]}
+
+
+def parse_guest(body: Any) -> float:
+    """Body of ``POST {base}/guest``: ``{"writesPerSecond": <number >= 0>}`` (0 = off)."""
+    body = require_object(body)
+    if body.get("writesPerSecond") is None:
+        raise InvalidRequest("missing field 'writesPerSecond'")
+    return float(number_field(body, "writesPerSecond"))

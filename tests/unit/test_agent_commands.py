@@ -69,7 +69,8 @@ def test_after_a_migration_the_volume_is_located_on_the_destination_pool_only(cl
     status, answer = client.locate(vid)
 
     assert status == 200
-    assert answer["locations"] == [{"pool": dst["uuid"], "poolPath": dst["path"], "size": 512 * KIB + 7}]
+    assert answer["locations"] == [{"pool": dst["uuid"], "poolPath": dst["path"], "size": 512 * KIB + 7,
+                                    "online": True}]
 
 
 def test_reposting_a_command_id_starts_nothing(client, agent):
@@ -84,6 +85,35 @@ def test_reposting_a_command_id_starts_nothing(client, agent):
     assert again == done
     assert agent.status()["peakStorageMigrations"] == 1
     assert client.command(first["id"]) == (200, done)
+
+
+def test_the_same_command_posted_many_times_at_once_starts_one_copy(tmp_path):
+    import threading
+
+    agent = HostAgent("h1", tmp_path, bandwidth_mib_s=4, chunk_size=64 * KIB)
+    try:
+        app = create_app({"h1": agent})
+        vid, name, src, dst = given_a_volume(HostClient.for_app(app, "h1"))
+        body = migrate_body(vid, name, src, dst)
+        answers = []
+
+        def post():
+            answers.append(HostClient.for_app(app, "h1").submit(body))
+
+        threads = [threading.Thread(target=post) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done = HostClient.for_app(app, "h1").wait_for_state(body["id"])
+
+        assert sorted(status for status, _ in answers) == [200] * 7 + [202]
+        assert {record["id"] for _, record in answers} == {body["id"]}
+        assert done["state"] == "succeeded"
+        assert agent.status()["peakStorageMigrations"] == 1
+        assert command_files(tmp_path) == [tmp_path / ".agent" / "h1" / "commands" / f"{body['id']}.json"]
+    finally:
+        agent.close()
 
 
 def test_a_missing_source_file_fails_the_command_with_an_error_naming_the_file(client, tmp_path):

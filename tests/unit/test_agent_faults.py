@@ -50,7 +50,8 @@ def test_a_fail_fault_fails_the_command_with_its_message_and_keeps_the_source(cl
     assert pool_file(tmp_path, src, name).read_bytes() == original
     assert not pool_file(tmp_path, dst, name).exists()
     assert not pool_file(tmp_path, dst, name + ".partial").exists()
-    assert client.locate(vid)[1]["locations"] == [{"pool": src["uuid"], "poolPath": src["path"], "size": 384 * KIB}]
+    assert client.locate(vid)[1]["locations"] == [{"pool": src["uuid"], "poolPath": src["path"], "size": 384 * KIB,
+                                                           "online": True}]
 
 
 def test_a_fault_is_used_up_after_its_times(client):
@@ -132,6 +133,10 @@ def test_aborting_a_copy_in_progress_removes_the_partial_copy(tmp_path):
         ({"type": "fail", "command": "StopCommand"}, "'command'"),
         ({"type": "fail", "times": 0}, "'times'"),
         ({"type": "hang", "message": 3}, "'message'"),
+        ({"type": "fail", "nth": 0}, "'nth'"),
+        ({"type": "fail", "volumeIndex": -1}, "'volumeIndex'"),
+        ({"type": "delay", "seconds": "soon"}, "'seconds'"),
+        ({"type": "slow"}, "'bandwidth'"),
     ],
 )
 def test_an_invalid_fault_is_rejected(client, fault, expected):
@@ -139,3 +144,70 @@ def test_an_invalid_fault_is_rejected(client, fault, expected):
 
     assert status == 400 and expected in answer["error"]
     assert client.request("GET", "/faults") == (200, {"faults": []})
+
+
+def test_an_nth_fault_lets_the_first_commands_pass_and_fails_the_nth(client):
+    client.add_fault(type="fail", nth=3, message="third time unlucky")
+    outcomes = []
+    for _ in range(4):
+        vid, name, src, dst = given_a_volume(client, size=64 * KIB)
+        _, record = client.submit(migrate_body(vid, name, src, dst))
+        outcomes.append(client.wait_for_state(record["id"])["state"])
+
+    assert outcomes == ["succeeded", "succeeded", "failed", "succeeded"]
+
+
+def test_a_delay_fault_holds_the_command_running_before_it_copies(client):
+    vid, name, src, dst = given_a_volume(client)
+    client.add_fault(type="delay", seconds=0.3)
+
+    _, record = client.submit(migrate_body(vid, name, src, dst))
+    running = client.wait_for_state(record["id"], "running")
+    done = client.wait_for_state(record["id"])
+
+    assert running["bytesDone"] == 0
+    assert done["state"] == "succeeded"
+
+
+def test_a_slow_fault_throttles_one_command_so_it_can_be_aborted_mid_copy(client, tmp_path):
+    vid, name, src, dst = given_a_volume(client, size=1024 * KIB)
+    client.add_fault(type="slow", bandwidth=0.25, volumeId=vid)
+    _, record = client.submit(migrate_body(vid, name, src, dst))
+    wait_until(lambda: client.command(record["id"])[1]["bytesDone"] > 0, what="copy progress")
+
+    status, aborted = client.abort(record["id"])
+
+    assert status == 200 and aborted["state"] == "aborted"
+    assert 0 < aborted["bytesDone"] < aborted["bytesTotal"]
+    assert not pool_file(tmp_path, dst, name + ".partial").exists()
+
+
+def test_a_fault_plan_is_loaded_per_host_by_the_agent_server(tmp_path):
+    from agent.backends.faults import parse_fault_plan
+    from agent.serve import AgentServer
+
+    plan = parse_fault_plan({"faults": [{"type": "fail", "host": "hv-2", "message": "only hv-2"},
+                                        {"type": "delay", "seconds": 1}]})
+    with AgentServer(["hv-1", "hv-2"], tmp_path, fault_plan=plan) as server:
+        faults = {name: [(f["type"], f.get("message")) for f in host.list_faults()]
+                  for name, host in server.hosts.items()}
+
+    assert faults == {"hv-1": [("delay", None)], "hv-2": [("fail", "only hv-2"), ("delay", None)]}
+
+
+@pytest.mark.parametrize(
+    "plan, expected",
+    [
+        ("not a list", "JSON list"),
+        ([{"type": "crash", "host": "bad host"}], "entry 0: invalid host name"),
+        ([{"type": "delay"}], "entry 0: a 'delay' fault needs field 'seconds'"),
+        ([{"type": "slow", "bandwidth": 0}], "'bandwidth' must be a positive number"),
+    ],
+)
+def test_an_invalid_fault_plan_is_refused(plan, expected):
+    from agent.backends.faults import parse_fault_plan
+    from agent.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as exc:
+        parse_fault_plan(plan)
+    assert expected in exc.value.message

@@ -32,7 +32,7 @@ def test_the_server_lists_the_hosts_it_serves(server):
     status, answer = HostClient.for_url(server.base_url("hv-2")).status()
     assert status == 200
     assert answer == {"host": "hv-2", "maxStorageMigrations": 2, "running": 0, "queued": 0,
-                      "peakStorageMigrations": 0}
+                      "peakStorageMigrations": 0, "guestWritesPerSecond": 0.0}
 
 
 def test_a_migration_over_http_moves_the_volume_and_each_host_keeps_its_own_commands(server, tmp_path):
@@ -70,6 +70,14 @@ def test_the_command_line_requires_a_host():
     with pytest.raises(SystemExit) as exc:
         main(["--root", "somewhere"])
     assert exc.value.code == 2
+
+
+def test_the_command_line_refuses_an_invalid_fault_plan(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text('[{"type": "explode"}]')
+
+    assert main(["--host", "hv-1", "--root", str(tmp_path), "--port", "0", "--fault-plan", str(plan)]) == 2
+    assert "fault plan entry 0" in capsys.readouterr().err
 
 
 def test_the_command_line_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):

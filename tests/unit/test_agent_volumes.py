@@ -69,7 +69,8 @@ def test_a_created_volume_is_located_in_its_pool(client):
 
     assert status == 200
     assert answer == {"id": vid, "path": "disk.vhdx", "vm": "i-2-10-VM",
-                      "locations": [{"pool": pool["uuid"], "poolPath": pool["path"], "size": 256 * KIB}]}
+                      "locations": [{"pool": pool["uuid"], "poolPath": pool["path"], "size": 256 * KIB,
+                                         "online": True}]}
 
 
 def test_locating_a_volume_the_agent_never_heard_of_is_not_found(client):
