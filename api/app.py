@@ -1,20 +1,32 @@
-"""Flask app factory and the single dispatch route for CloudStack commands."""
+"""Flask app factory and the single dispatch route for CloudStack commands.
+
+A request goes through, in order: size limits and character checks (``limits``), the command
+lookup (unknown: 432), the caller (signature or session: 401; ``login``/``logout`` check their
+own credentials), the role (a root-admin command for anyone else: 432, as CloudStack answers for
+a command not available to the caller), then the handler inside an audit scope (``audit``).
+Every refusal is a CloudStack error envelope; nothing the caller sends can produce a 5xx other
+than CloudStack's own account/capacity codes (531-537).
+"""
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
 from flask import Flask, request
+from werkzeug.exceptions import HTTPException
 
 from orchestrator import config
 from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter, MotionError, UnsupportedAction
 
-from . import command_modules  # noqa: F401  (registers the commands)
-from .auth import authenticate
-from .errors import error_response, json_response
+from . import audit, command_modules  # noqa: F401  (command_modules registers the commands)
+from .auth import authenticate, by_session
+from .auth_commands import SELF_AUTHENTICATED
+from .errors import error_response, http_error_response, json_response
+from .limits import MAX_BODY_BYTES, MAX_PARAMETERS, check_parameters, read_parameters
 from .params import Params
 from .registry import COMMANDS, Context
+from .session import COOKIE, apply_cookie, resume
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +39,29 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
         from workers.app import celery_enqueuer
 
         enqueue = celery_enqueuer(settings)
+    audit.install(db)
     app = Flask("motion-api")
     app.config["MOTION_DB"] = db
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
+    app.config["MAX_FORM_PARTS"] = MAX_PARAMETERS + 1
 
     @app.route("/client/api", methods=["GET", "POST"])
     def client_api():
-        pairs = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
-        values = {k.lower(): v for k, v in pairs}
-        name = values.get("command")
+        name = None
         try:
-            return json_response(dispatch(db, enqueue, settings, name, pairs, values))
+            pairs = read_parameters(request)
+            values = {k.lower(): v for k, v in pairs}
+            name = values.get("command")
+            check_parameters(pairs)
+            response = json_response(dispatch(db, enqueue, settings, name, pairs, values,
+                                              request.cookies.get(COOKIE)))
+            apply_cookie(response)
+            return response
         except MotionError as exc:
             return error_response(exc, name if name in COMMANDS else None)
         except Exception:  # a bug of ours, never the caller's: say so without a traceback
-            log.exception("internal error in command %s", name)
+            log.exception("internal error in command %s", name if name in COMMANDS else "(unknown)")
             exc = MotionError("Internal error executing command, please contact your system administrator")
             return error_response(exc, name if name in COMMANDS else None)
 
@@ -48,19 +69,34 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
     def index():
         return json_response({"service": "motion", "api": "/client/api"})
 
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return http_error_response(exc)
+
     return app
 
 
-def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values) -> dict:
+def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, cookie: str | None = None) -> dict:
+    """Run command ``name`` for the caller of this request; the body of its ``<name>response``."""
     if not name:
         raise InvalidParameter("no command specified")
     cmd = COMMANDS.get(name)
     if cmd is None:
-        raise UnsupportedAction(f"Unknown API command: {name}")
-    with db.uow() as uow:
-        caller = authenticate(uow.session, pairs, values)
-        if cmd.admin_only and not caller.is_root_admin:
-            raise UnsupportedAction(f"The given command:{name} does not exist or it is not available "
-                                    f"for user")
-        ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings)
-        return {f"{name.lower()}response": cmd.handler(ctx)}
+        raise UnsupportedAction(f"Unknown API command: {name[:64]}")
+    self_authenticated = name in SELF_AUTHENTICATED
+    caller = None
+    if not self_authenticated and by_session(values, cookie):
+        # Resuming may move the session's idle deadline: a write, so in its own unit of work.
+        caller = resume(db, cookie, values.get("sessionkey"))
+    with audit.tracking(db, name, values) as tracker:
+        with db.uow() as uow:
+            if caller is None and not self_authenticated:
+                caller = authenticate(uow.session, pairs, values)
+            if cmd.admin_only and (caller is None or not caller.is_root_admin):
+                log.info("refused: %s is for root admins; caller account type %s", name,
+                         caller.account_type if caller else None)
+                raise UnsupportedAction(f"The given command:{name} does not exist or it is not "
+                                        f"available for user")
+            tracker.caller = caller
+            ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings)
+            return {f"{name.lower()}response": cmd.handler(ctx)}

@@ -1,5 +1,11 @@
 """Parameter reading for commands: names are case-insensitive, every bad value is a 431 that
-names the parameter, with CloudStack's own texts where it has one."""
+names the parameter, with CloudStack's own texts where it has one.
+
+Integers are ASCII digits within Java's int range unless a command asks for other bounds (an
+absurd number never reaches a query); ``page`` stops at ``MAX_PAGE`` so that an offset always fits
+the database; map indexes have at most nine digits. Sizes and characters of every value are
+checked before any command runs (``api.limits``).
+"""
 from __future__ import annotations
 
 import re
@@ -10,8 +16,11 @@ from sqlalchemy.orm import Session
 from orchestrator.errors import InvalidParameter, MalformedParameter
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-MAP_RE = re.compile(r"^([^\[\]]+)\[(\d+)\]\.([^\[\].]+)$")
+MAP_RE = re.compile(r"^([^\[\]]+)\[([0-9]{1,9})\]\.([^\[\].]+)$")
+INTEGER_RE = re.compile(r"^[+-]?[0-9]{1,19}$")
+INT_MIN, INT_MAX = -2 ** 31, 2 ** 31 - 1  # Java's int, CloudStack's INTEGER
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000
 
 
 class Params:
@@ -64,19 +73,20 @@ class Params:
         value = self.get(name)
         if value is None or value == "":
             return None
-        try:
-            number = int(value)
-        except ValueError:
+        if not INTEGER_RE.match(value):
             raise InvalidParameter(f"Unable to execute API command {self.api_name} due to invalid value "
-                                   f"{value!r} for parameter {name}: an integer is expected") from None
-        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise InvalidParameter(f"Invalid value {number} for parameter {name}: it must be {bounds}")
+                                   f"{value[:64]!r} for parameter {name}: an integer is expected")
+        number = int(value)
+        low = INT_MIN if minimum is None else minimum
+        high = INT_MAX if maximum is None else maximum
+        if not low <= number <= high:
+            raise InvalidParameter(f"Invalid value {number} for parameter {name}: it must be "
+                                   f"between {low} and {high}")
         return number
 
     def paging(self) -> tuple[int, int] | None:
         """(offset, limit) from ``page``/``pagesize``; None when not paged. Both or neither."""
-        page = self.integer("page", minimum=1)
+        page = self.integer("page", minimum=1, maximum=MAX_PAGE)
         size = self.integer("pagesize", minimum=1, maximum=MAX_PAGE_SIZE)
         if page is None and size is None:
             return None

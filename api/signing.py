@@ -53,10 +53,11 @@ def signature_matches(pairs: list[tuple[str, str]], secret: str, signature: str)
 def parse_expires(value: str) -> datetime | None:
     """Parse ``expires`` (``2026-11-25T19:00:00+0000``); None when it is not a valid date."""
     value = value.strip().replace(" ", "+")  # an unencoded '+' arrives as a space
+    if len(value) > 64:
+        return None
     for fmt in EXPIRES_FORMATS:
         try:
-            parsed = datetime.strptime(value, fmt)
-        except ValueError:
+            return datetime.strptime(value, fmt).astimezone(timezone.utc)
+        except (ValueError, OverflowError):  # OverflowError: year 9999 with a negative offset
             continue
-        return parsed.astimezone(timezone.utc)
     return None
