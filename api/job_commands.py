@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from orchestrator import models as m, motion, responses
+from orchestrator import cancel, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
 
 from .registry import Context, command, like, listing
@@ -17,7 +17,8 @@ def _render(ctx: Context):
             user = ctx.session.get(m.User, job.user_id)
             cache[job.user_id] = (user.account, user)
         account, user = cache[job.user_id]
-        return responses.async_job(job, account, user)
+        position = slots.queue_position(ctx.session, job) if job.status == 0 and job.phase == "queued" else None
+        return responses.async_job(job, account, user, position)
     return render
 
 
@@ -59,3 +60,13 @@ def migrate_volume(ctx: Context) -> dict:
     ctx.session.rollback()
     job_uuid = motion.migrate_volume(ctx.db, ctx.enqueue, ctx.caller, *ids, livemigrate, params)
     return {"jobid": job_uuid}
+
+
+@command("cancelAsyncJob", admin_only=True)
+def cancel_async_job(ctx: Context) -> dict:
+    """An extension: cancel a pending migration job (see orchestrator.cancel)."""
+    job = ctx.params.entity(ctx.session, m.AsyncJob, "jobid", required=True)
+    job_id = job.id
+    ctx.session.rollback()
+    cancel.cancel_job(ctx.db, ctx.settings, ctx.caller, job_id)
+    return _render(ctx)(ctx.session.get(m.AsyncJob, job_id))

@@ -73,10 +73,29 @@ def cmd_worker(args) -> int:
 
 
 def cmd_beat(args) -> int:
-    from workers.app import create_celery
+    """The scheduler (run exactly one): every few seconds, the sweep of orchestrator.reconcile.
 
-    app = create_celery(_settings(args))
-    app.start(["beat", "-l", args.loglevel, "-s", args.schedule])
+    It runs the sweep itself rather than sending it to the workers, so it is never stuck behind
+    long migrations. (``celery -A workers.app beat`` also works: it sends motion.sweep tasks.)
+    """
+    from orchestrator import reconcile
+    from orchestrator.db import Database
+    from workers.agent_client import AgentClient
+    from workers.app import celery_enqueuer
+
+    settings = _settings(args)
+    db, enqueue, agent = Database(settings.database_url), celery_enqueuer(settings), AgentClient(settings.agent_timeout)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger(__name__).info("motion beat: sweeping every %s s", args.interval)
+    while not stop.is_set():
+        try:
+            reconcile.sweep(db, enqueue, agent, settings)
+        except Exception:  # a broker or database outage: log it and try again next round
+            logging.getLogger(__name__).exception("sweep failed; retrying")
+        stop.wait(args.interval)
+    db.dispose()
     return 0
 
 
@@ -102,6 +121,10 @@ def cmd_agent(args) -> int:
              "--max-storage-migrations", str(args.max_storage_migrations)]
     if args.bandwidth:
         argv += ["--bandwidth", str(args.bandwidth)]
+    if args.guest_writes:
+        argv += ["--guest-writes", str(args.guest_writes)]
+    if args.fault_plan:
+        argv += ["--fault-plan", args.fault_plan]
     return agent_main(argv) or 0
 
 
@@ -155,20 +178,17 @@ def cmd_inventory(args) -> int:
 
 
 def cmd_keys(args) -> int:
-    from orchestrator import accounts
-    from orchestrator.db import Database
+    from .accounts_cli import keys
 
-    db = Database(_settings(args).database_url)
-    with db.uow() as uow:
-        key = accounts.create_key(uow.session, args.role, args.account)
-        uow.commit()
-    db.dispose()
-    if args.json:
-        print(json.dumps({"apikey": key["apikey"], "secretkey": key["secretkey"]}))
-    else:
-        print(f"account: {key['account']} ({key['role']})\napikey: {key['apikey']}\n"
-              f"secretkey: {key['secretkey']}")
-    return 0
+    if args.action == "create" and args.apikey:
+        build_parser().error("keys create takes no APIKEY")
+    return keys(args, _settings(args))
+
+
+def cmd_users(args) -> int:
+    from .accounts_cli import users
+
+    return users(args, _settings(args))
 
 
 def _write(text: str, output: str | None) -> None:
@@ -205,9 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info")
     worker.set_defaults(func=cmd_worker)
 
-    beat = sub.add_parser("beat", help="run the Celery beat scheduler (exactly one)")
-    beat.add_argument("--loglevel", default="info")
-    beat.add_argument("--schedule", default="celerybeat-schedule")
+    beat = sub.add_parser("beat", help="run the scheduler: outbox, stranded jobs, orphans (exactly one)")
+    beat.add_argument("--interval", type=float, default=5.0, help="seconds between sweeps")
     beat.set_defaults(func=cmd_beat)
 
     ag = sub.add_parser("agent", help="run a host agent with the simulated Hyper-V backend")
@@ -219,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--bind", default="127.0.0.1")
     ag.add_argument("--port", type=int, default=8250)
     ag.add_argument("--max-storage-migrations", type=int, default=2)
-    ag.add_argument("--bandwidth", type=float)
+    ag.add_argument("--bandwidth", type=float, help="copy bandwidth in MiB/s (default unthrottled)")
+    ag.add_argument("--guest-writes", type=float, default=0,
+                    help="simulated guest writes per second per running VM (default 0: idle guests)")
+    ag.add_argument("--fault-plan", help="JSON fault plan for the simulated backend (docs/agent-protocol.md)")
     ag.set_defaults(func=cmd_agent)
 
     db = sub.add_parser("db", help="schema migrations (Alembic)")
@@ -243,13 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--seed", type=int, default=0)
     inv.set_defaults(func=cmd_inventory)
 
-    keys = sub.add_parser("keys", help="API keys")
-    keys.add_argument("action", choices=["create"])
+    keys = sub.add_parser("keys", help="API keys: create, list, disable, enable")
+    keys.add_argument("action", choices=["create", "list", "disable", "enable"])
+    keys.add_argument("apikey", nargs="?", help="disable/enable: the api key whose user to switch")
     keys.add_argument("--role", choices=["admin", "domainadmin", "user"], default="admin")
-    keys.add_argument("--account", help="account name (default: admin for admins, generated otherwise)")
+    keys.add_argument("--account", help="create: account name (default: admin for admins, generated "
+                                        "otherwise); disable/enable: switch this whole account")
+    keys.add_argument("--username", help="create: user name (default: generated)")
     keys.add_argument("--json", action="store_true")
-    keys.add_argument("--data-dir")
+    keys.add_argument("--data-dir", help="the embedded system of 'motion up --data-dir DIR' (also while it runs)")
     keys.set_defaults(func=cmd_keys)
+
+    users = sub.add_parser("users", help="users who log in with a password")
+    users.add_argument("action", choices=["create"])
+    users.add_argument("username")
+    users.add_argument("--role", choices=["admin", "domainadmin", "user"], default="user")
+    users.add_argument("--account", help="account name (default: the user name; created when missing)")
+    users.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    users.add_argument("--with-keys", action="store_true", help="also issue an api key pair")
+    users.add_argument("--json", action="store_true")
+    users.add_argument("--data-dir", help="the embedded system of 'motion up --data-dir DIR' (also while it runs)")
+    users.set_defaults(func=cmd_users)
     return p
 
 

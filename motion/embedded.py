@@ -18,10 +18,9 @@ from werkzeug.serving import make_server
 import migrations
 from agent.serve import AgentServer
 from api import create_app
-from orchestrator import accounts, inventory, models
+from orchestrator import accounts, inventory, models, reconcile
 from orchestrator.config import Settings, sqlite_url
 from orchestrator.db import Database
-from orchestrator.motion import publish_unpublished
 from orchestrator.provision import provision_volumes
 from workers.agent_client import AgentClient
 from workers.app import Runtime, celery_enqueuer, create_celery
@@ -90,10 +89,10 @@ class EmbeddedSystem:
         self._threads.append(thread)
 
     def _scheduler(self) -> None:
-        """Publish jobs whose wake-up was never sent (the outbox); later: reaper, reconciler."""
+        """The sweep of orchestrator.reconcile, every few seconds, as beat does in production."""
         while not self._stop.wait(5.0):
             try:
-                publish_unpublished(self.db, self.enqueue)
+                reconcile.sweep(self.db, self.enqueue, AgentClient(), self.settings)
             except Exception:  # keep the scheduler alive; the next round retries
                 log.exception("scheduler round failed")
 

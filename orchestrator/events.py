@@ -21,3 +21,23 @@ def record(session: Session, job: AsyncJob, type_: str, state: str, description:
     session.add(event)
     session.flush()
     return event
+
+
+def record_system(session: Session, account_id: int, type_: str, description: str,
+                  level: str = "WARN") -> Event | None:
+    """An event the system records on its own (reconciler repairs), under the first user of the
+    object's account, since every event names a user."""
+    from sqlalchemy import select
+
+    from .models import User
+
+    user_id = session.scalar(select(User.id).where(User.account_id == account_id).order_by(User.id).limit(1))
+    if user_id is None:
+        user_id = session.scalar(select(User.id).order_by(User.id).limit(1))
+    if user_id is None:
+        return None
+    event = Event(type=type_, state="Completed", level=level, description=description,
+                  account_id=account_id, user_id=user_id)
+    session.add(event)
+    session.flush()
+    return event

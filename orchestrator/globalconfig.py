@@ -13,6 +13,8 @@ DEFAULTS = {
     "wait": "1800",
     "storage.overprovisioning.factor": "2",
     "pool.storage.allocated.capacity.disablethreshold": "0.85",
+    "pool.storage.migration.limit": "8",
+    "agent.unreachable.giveup": "1800",
 }
 
 
@@ -28,3 +30,8 @@ def wait_seconds(session: Session) -> int:
 
 def overprovisioning_factor(session: Session) -> float:
     return float(get(session, "storage.overprovisioning.factor"))
+
+
+def unreachable_giveup_seconds(session: Session) -> int:
+    """How long past its deadline a job keeps retrying an agent that does not answer."""
+    return int(float(get(session, "agent.unreachable.giveup")))

@@ -47,6 +47,7 @@ class Plan:
     vm_id: int | None = None
     src_host_id: int | None = None
     dest_host_id: int | None = None
+    source_pool_uuids: dict[int, str] = field(default_factory=dict)  # moving volume id -> pool uuid
 
     def apply_success(self, s: Session, record: dict) -> dict:
         paths = {v.get("id"): v.get("path") for v in (record.get("result") or {}).get("volumeTos", [])}
@@ -82,11 +83,12 @@ def _agent_url(settings: Settings, host: Host) -> str:
 def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
     rows = list(s.scalars(select(JobResource).where(JobResource.job_id == job.id).order_by(JobResource.id)))
     vm_row = next((r for r in rows if r.resource_type == "VirtualMachine"), None)
-    moves = []
+    moves, sources = [], {}
     for r in rows:
         if r.resource_type == "Volume":
             v = s.get(Volume, r.resource_id)
             moves.append(VolumeMove(v.id, v.name, v.uuid, r.src_pool_id, r.dest_pool_id, v.path))
+            sources[v.id] = s.get(StoragePool, r.src_pool_id).uuid
     wait = globalconfig.wait_seconds(s)
     if vm_row is None:
         if not moves:
@@ -99,7 +101,7 @@ def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
                    "pool": pool_to(s.get(StoragePool, move.dest_pool_id)),
                    "attachedVmName": volume.vm.instance_name, "wait": wait}
         return Plan(job.id, job.uuid, job.phase, events.VOLUME_MIGRATE, f"volume {volume.name}",
-                    host.name, _agent_url(settings, host), command, moves)
+                    host.name, _agent_url(settings, host), command, moves, source_pool_uuids=sources)
     vm = s.get(VirtualMachine, vm_row.resource_id)
     src, dest = s.get(Host, vm_row.src_host_id), s.get(Host, vm_row.dest_host_id)
     moving = {m.volume_id: m for m in moves}
@@ -114,4 +116,4 @@ def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
                "vm": {"name": vm.instance_name, "uuid": vm.uuid}, "tgtHost": dest.name,
                "tgtAgentUrl": _agent_url(settings, dest), "volumeToPool": pairs, "wait": wait}
     return Plan(job.id, job.uuid, job.phase, events.VM_MIGRATE, f"VM {vm.name}", src.name,
-                _agent_url(settings, src), command, moves, vm.id, src.id, dest.id)
+                _agent_url(settings, src), command, moves, vm.id, src.id, dest.id, sources)

@@ -69,6 +69,8 @@ class Host(_Identified, Base):
     status: Mapped[str] = mapped_column(String(32), default="Up")  # Up / Down / Disconnected
     resource_state: Mapped[str] = mapped_column(String(32), default="Enabled")  # Enabled / Disabled / Maintenance
     agent_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    # None: the hypervisor capability's limit applies.
+    max_storage_migrations: Mapped[int | None] = mapped_column(Integer, nullable=True)
     zone: Mapped[Zone] = relationship()
     pod: Mapped[Pod] = relationship()
     cluster: Mapped[Cluster] = relationship()
@@ -187,6 +189,7 @@ class AsyncJob(_Identified, Base):
     result: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
     phase: Mapped[str] = mapped_column(String(16), default="queued")
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), nullable=True)  # agent host
+    dest_host_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a VM's new host
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -199,6 +202,11 @@ class AsyncJob(_Identified, Base):
     bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
     rate: Mapped[float] = mapped_column(Float, default=0.0)  # bytes per second
     start_event_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    eta: Mapped[float | None] = mapped_column(Float, nullable=True)  # seconds
+    progress: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, per volume
+    status_text: Mapped[str | None] = mapped_column(String(1000), nullable=True)  # why it waits
 
 
 class JobResource(Base):
@@ -238,6 +246,7 @@ class HypervisorCapability(Base):
     max_hosts_per_cluster: Mapped[int | None] = mapped_column(Integer, nullable=True)
     security_group_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     storage_migration_supported: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_storage_migrations: Mapped[int] = mapped_column(Integer, default=2)
 
 
 class Configuration(Base):

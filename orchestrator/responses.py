@@ -142,7 +142,8 @@ def volume(v: m.Volume, full: bool = True) -> dict:
     return out
 
 
-def async_job(job: m.AsyncJob, account: m.Account, user: m.User) -> dict:
+def async_job(job: m.AsyncJob, account: m.Account, user: m.User,
+              queue_position: int | None = None) -> dict:
     out = {
         "accountid": account.uuid, "userid": user.uuid, "cmd": job.cmd,
         "jobstatus": job.status, "jobprocstatus": job.proc_status,
@@ -152,10 +153,31 @@ def async_job(job: m.AsyncJob, account: m.Account, user: m.User) -> dict:
         out["jobresulttype"] = "object"
         out["jobresult"] = json.loads(job.result)
     if job.status == 0:  # extras while pending; CloudStack clients ignore them
-        out["phase"] = job.phase
-        out["bytesdone"] = job.bytes_done
-        out["bytestotal"] = job.bytes_total
+        out.update(phase=job.phase, bytesdone=job.bytes_done, bytestotal=job.bytes_total,
+                   rate=round(job.rate or 0.0, 1))
+        if job.eta is not None:
+            out["eta"] = round(job.eta, 1)
+        if queue_position is not None:
+            out["queueposition"] = queue_position
+        if job.progress:
+            out["volumes"] = json.loads(job.progress)
+        if job.cancel_requested_at is not None:
+            out["cancelrequested"] = True
+        if job.status_text:
+            out["statustext"] = job.status_text
     return out
+
+
+def event(e: m.Event, account: m.Account, user: m.User) -> dict:
+    return {"id": e.uuid, "type": e.type, "state": e.state, "level": e.level,
+            "description": e.description, "account": account.name, "username": user.username,
+            "domainid": ROOT_DOMAIN_ID, "domain": "ROOT", "created": cs_date(e.created),
+            "parentid": None}
+
+
+def configuration(c: m.Configuration) -> dict:
+    return {"name": c.name, "value": c.value, "defaultvalue": c.default_value,
+            "category": c.category, "description": c.description, "isdynamic": True}
 
 
 def allocated_by_pool(session: Session, pool_ids: list[int]) -> dict[int, int]:

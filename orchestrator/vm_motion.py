@@ -66,7 +66,7 @@ def migrate_vm(db: Database, enqueue: Callable[[int], None], caller: Caller, vm_
                                    f"taken by another operation") from None
         job = AsyncJob(account_id=caller.account_id, user_id=caller.user_id, command=command,
                        cmd=WITH_VOLUME_CMD if with_volumes else HOST_ONLY_CMD, params=json.dumps(params),
-                       phase=JobPhase.QUEUED, host_id=vm.host_id,
+                       phase=JobPhase.QUEUED, host_id=vm.host_id, dest_host_id=dest.id,
                        bytes_total=sum(volumes[v].size for v in verdict.placement))
         s.add(job)
         s.flush()

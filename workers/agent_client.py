@@ -54,3 +54,6 @@ class AgentClient:
 
     def register_vm(self, base_url: str, payload: dict) -> dict:
         return self._call("POST", f"{base_url}/vms", payload)
+
+    def get_vm(self, base_url: str, name: str) -> dict | None:
+        return self._call("GET", f"{base_url}/vms/{name}", missing_ok=True)

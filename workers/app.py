@@ -12,18 +12,18 @@ import logging
 from typing import Callable
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from orchestrator import config
 from orchestrator.db import Database
-from orchestrator.motion import publish_unpublished
+from orchestrator import reconcile
 from orchestrator.runner import Runner
 
 from .agent_client import AgentClient
 
 log = logging.getLogger(__name__)
 RUN_JOB = "motion.run_job"
-PUBLISH_UNPUBLISHED = "motion.publish_unpublished"
+SWEEP = "motion.sweep"
 QUEUE = "motion"
 
 
@@ -34,6 +34,7 @@ class Runtime:
         self.settings = settings
         self._db = db
         self._runner: Runner | None = None
+        self.wake = None  # set by create_celery: publishes a job id
 
     @property
     def db(self) -> Database:
@@ -44,7 +45,8 @@ class Runtime:
     @property
     def runner(self) -> Runner:
         if self._runner is None:
-            self._runner = Runner(self.db, AgentClient(self.settings.agent_timeout), self.settings)
+            self._runner = Runner(self.db, AgentClient(self.settings.agent_timeout), self.settings,
+                                  wake=self.wake)
         return self._runner
 
     def reset_after_fork(self) -> None:
@@ -63,24 +65,36 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
         worker_prefetch_multiplier=1,        # long jobs: do not hoard messages
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        # With the broker down, publishing gives up quickly: the job is kept (published_at empty)
+        # and the sweep publishes it later, so the API answers at once and loses nothing.
+        broker_connection_timeout=3,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
+                                   "interval_max": 1},
         # Redelivery after this is harmless (the lease guards the job); it only costs a no-op.
         broker_transport_options={"visibility_timeout": 3600, "polling_interval": 0.05},
     )
     runtime = runtime or Runtime(settings)
     app.motion_runtime = runtime
+    runtime.wake = celery_enqueuer(settings, app)
 
     @app.task(name=RUN_JOB, acks_late=True)
     def run_job(job_id: int) -> str:
         return runtime.runner.run(int(job_id))
 
-    @app.task(name=PUBLISH_UNPUBLISHED)
-    def publish_unpublished_jobs() -> int:
-        return publish_unpublished(runtime.db, celery_enqueuer(settings, app))
+    @app.task(name=SWEEP)
+    def sweep_jobs() -> dict:
+        return reconcile.sweep(runtime.db, runtime.wake, AgentClient(settings.agent_timeout), settings)
 
-    # beat: the outbox sweep (jobs committed but never published). Reaper and reconciler join it.
-    app.conf.beat_schedule = {
-        "publish-unpublished": {"task": PUBLISH_UNPUBLISHED, "schedule": 10.0},
-    }
+    @worker_ready.connect(weak=False)
+    def _sweep_at_start(**_kw):  # pragma: no cover - exercised in real workers
+        # A worker that starts after a crash picks up what the crash left, without waiting for beat.
+        try:
+            reconcile.sweep(runtime.db, runtime.wake)
+        except Exception:
+            log.exception("sweep at worker start failed; beat will retry")
+
+    # beat: the outbox, stranded jobs (lost messages, dead workers, queued jobs) and orphans.
+    app.conf.beat_schedule = {"sweep": {"task": SWEEP, "schedule": 5.0}}
 
     @worker_process_init.connect(weak=False)
     def _after_fork(**_kw):  # pragma: no cover - exercised in real workers

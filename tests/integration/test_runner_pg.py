@@ -36,6 +36,9 @@ class FakeAgent:
         return {"id": command_id, "state": "succeeded", "bytesDone": 100, "bytesTotal": 100,
                 "result": {"volumePath": "moved.vhdx"}}
 
+    def get_volume(self, base_url, volume_id):
+        return None
+
     def abort_command(self, base_url, command_id):
         self.aborted.append(command_id)
         return {"id": command_id, "state": "aborted"}

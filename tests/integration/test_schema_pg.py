@@ -25,10 +25,20 @@ def test_initial_revision_creates_2012_and_2012r2_without_storage_motion(pg_empt
 
 
 def test_second_revision_enables_storage_motion_for_2012r2_only_and_downgrades_back(pg_empty_url):
-    migrations.upgrade(pg_empty_url)
+    migrations.upgrade(pg_empty_url, "0002")
     assert migrations.current(pg_empty_url).startswith("0002")
     assert capabilities(pg_empty_url) == {"6.2": False, "6.3": True}
     migrations.downgrade(pg_empty_url, "0001")
     assert capabilities(pg_empty_url) == {"6.2": False, "6.3": False}
     migrations.downgrade(pg_empty_url, "base")
     assert migrations.current(pg_empty_url) == ""
+
+
+def test_every_revision_upgrades_to_head_and_downgrades_to_nothing(pg_empty_url):
+    migrations.upgrade(pg_empty_url)
+    assert "(head)" in migrations.current(pg_empty_url)
+    assert capabilities(pg_empty_url) == {"6.2": False, "6.3": True}
+    migrations.downgrade(pg_empty_url, "base")
+    assert migrations.current(pg_empty_url) == ""
+    migrations.upgrade(pg_empty_url)
+    assert "(head)" in migrations.current(pg_empty_url)

@@ -38,6 +38,9 @@ class FakeAgent:
         return {"id": command_id, "state": "succeeded", "bytesDone": 1, "bytesTotal": 1,
                 "result": {"vm": payload["vm"]["name"], "host": payload["tgtHost"], "volumeTos": tos}}
 
+    def get_volume(self, base_url, volume_id):
+        return None
+
     def abort_command(self, base_url, command_id):
         return {"id": command_id, "state": "aborted"}
 

@@ -1,0 +1,150 @@
+"""Admission slots, queue positions and cancel on PostgreSQL, with a fake agent at the port."""
+import json
+
+import pytest
+from sqlalchemy import select
+
+from orchestrator import models, slots
+from orchestrator.cancel import cancel_job
+from orchestrator.config import Settings
+from orchestrator.db import Database
+from orchestrator.errors import InvalidParameter
+from orchestrator.motion import migrate_volume
+from orchestrator.runner import Runner
+from tests.helpers import admin_caller, ids, load_small, volume_row
+
+pytestmark = pytest.mark.postgres
+
+
+class HangingAgent:
+    """Accepts commands and reports them running until aborted (or told to succeed)."""
+
+    def __init__(self):
+        self.aborted, self.succeed = [], False
+
+    def post_command(self, base_url, payload):
+        return {"id": payload["id"], "state": "accepted"}
+
+    def get_command(self, base_url, command_id):
+        if self.succeed:
+            return {"id": command_id, "state": "succeeded", "bytesDone": 1, "bytesTotal": 1, "result": {}}
+        return {"id": command_id, "state": "running", "bytesDone": 1, "bytesTotal": 4, "rate": 10.0, "eta": 0.3}
+
+    def abort_command(self, base_url, command_id):
+        self.aborted.append(command_id)
+        return {"id": command_id, "state": "aborted"}
+
+    def get_volume(self, base_url, volume_id):
+        return None
+
+
+@pytest.fixture
+def db(pg_url):
+    database = Database(pg_url)
+    load_small(database)
+    yield database
+    database.dispose()
+
+
+def settings(db, worker="w1"):
+    return Settings(database_url=db.url, worker_id=worker, poll_interval=0.01, agent_url="http://a.invalid/{host}")
+
+
+def submit(db, caller, volume, pool):
+    jobs = []
+    [vol] = ids(db, models.Volume, volume)
+    [dest] = ids(db, models.StoragePool, pool)
+    migrate_volume(db, jobs.append, caller, vol, dest, True, {})
+    return jobs[0]
+
+
+def job(db, job_id):
+    with db.uow() as uow:
+        row = uow.session.get(models.AsyncJob, job_id)
+        uow.session.expunge(row)
+        return row
+
+
+def dispatch(db, job_id, worker="w1"):
+    runner = Runner(db, HangingAgent(), settings(db, worker))
+    assert runner.claim(job_id)
+    try:
+        return runner._dispatch(runner._load(job_id))
+    finally:
+        runner.release(job_id)
+
+
+@pytest.fixture
+def three_jobs(db):
+    caller = admin_caller(db)
+    return caller, [submit(db, caller, "vm1-root", "c1-gold-2"), submit(db, caller, "vm1-data", "c1-gold"),
+                    submit(db, caller, "vm2-root", "c1-gold")]
+
+
+def test_a_host_runs_at_most_its_limit_and_the_rest_wait_in_submission_order(db, three_jobs):
+    _, (j1, j2, j3) = three_jobs
+    assert dispatch(db, j1) and dispatch(db, j2, "w2")
+    assert not dispatch(db, j3, "w3")
+    assert job(db, j3).phase == "queued" and job(db, j3).deadline_at is None  # no clock running
+    with db.uow() as uow:
+        assert slots.queue_position(uow.session, uow.session.get(models.AsyncJob, j3)) == 1
+        assert slots.running_on_host(uow.session, ids(db, models.Host, "h1")[0]) == 2
+
+
+def test_a_per_host_limit_overrides_the_capability(db, three_jobs):
+    _, (j1, j2, _j3) = three_jobs
+    with db.uow() as uow:
+        uow.session.scalar(select(models.Host).where(models.Host.name == "h1")).max_storage_migrations = 1
+        uow.commit()
+    assert dispatch(db, j1)
+    assert not dispatch(db, j2)
+
+
+def test_a_finished_job_frees_its_slot_and_wakes_the_next(db, three_jobs):
+    _, (j1, j2, j3) = three_jobs
+    assert dispatch(db, j1) and dispatch(db, j2)
+    woken = []
+    agent = HangingAgent()
+    agent.succeed = True
+    assert Runner(db, agent, settings(db), wake=woken.append).run(j1) == "succeeded"
+    assert woken == [j3]
+    assert dispatch(db, j3)
+
+
+
+
+def test_cancelling_a_queued_job_ends_it_at_once_and_puts_the_volume_back(db, three_jobs):
+    caller, (j1, j2, j3) = three_jobs
+    assert dispatch(db, j1) and dispatch(db, j2)
+    assert cancel_job(db, settings(db), caller, j3) == "cancelled"
+    row = job(db, j3)
+    assert row.status == 2 and "cancelled by" in json.loads(row.result)["errortext"]
+    assert volume_row(db, "vm2-root").state == "Ready"
+    # a second cancel is refused: the job has finished
+    with pytest.raises(InvalidParameter, match="already finished"):
+        cancel_job(db, settings(db), caller, j3)
+
+
+def test_cancelling_a_dispatched_job_aborts_the_agent_and_rolls_back(db, three_jobs):
+    caller, (j1, _j2, _j3) = three_jobs
+    assert dispatch(db, j1)
+    assert cancel_job(db, settings(db), caller, j1) == "requested"
+    assert cancel_job(db, settings(db), caller, j1) == "requested"  # idempotent
+    agent = HangingAgent()
+    assert Runner(db, agent, settings(db)).run(j1) == "failed"
+    assert agent.aborted == [job(db, j1).uuid]
+    text = json.loads(job(db, j1).result)["errortext"]
+    assert "cancelled by" in text
+    vol = volume_row(db, "vm1-root")
+    assert vol.state == "Ready" and vol.pool_id == ids(db, models.StoragePool, "c1-gold")[0]
+
+
+def test_progress_is_recorded_while_the_agent_copies(db, three_jobs):
+    _, (j1, _j2, _j3) = three_jobs
+    assert dispatch(db, j1)
+    runner = Runner(db, HangingAgent(), settings(db))
+    assert runner.claim(j1)
+    ours, cancel = runner.heartbeat(j1, {"state": "running", "bytesDone": 1, "bytesTotal": 4, "rate": 10.0, "eta": 0.3})
+    assert ours and cancel is None
+    row = job(db, j1)
+    assert (row.bytes_done, row.bytes_total, row.proc_status, row.eta) == (1, 4, 25, 0.3)
