@@ -65,9 +65,11 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
             exc = MotionError("Internal error executing command, please contact your system administrator")
             return error_response(exc, name if name in COMMANDS else None)
 
-    @app.get("/")
-    def index():
-        return json_response({"service": "motion", "api": "/client/api"})
+    # Pages and endpoints beside /client/api: the web console and the operational endpoints.
+    from . import observability, web
+
+    web.register(app, db, settings)
+    observability.register(app, db, settings)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
