@@ -156,7 +156,7 @@ class VirtualMachine(_Identified, Base):
 class Volume(_Identified, Base):
     __tablename__ = "volumes"
     name: Mapped[str] = mapped_column(String(255))
-    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"), index=True)
     vm_id: Mapped[int | None] = mapped_column(ForeignKey("virtual_machines.id"), nullable=True, index=True)
     device_id: Mapped[int] = mapped_column(Integer, default=0)
     volume_type: Mapped[str] = mapped_column(String(16))  # ROOT / DATADISK

@@ -193,9 +193,12 @@ def choose_pool(volume: VolumeFacts, host: HostFacts, pools: list[PoolFacts], pl
             options.append(pool)
     if options:
         return min(options, key=lambda p: (-free_bytes(p, overprovisioning), p.name)), None
+    # A shared volume's options depend only on the host's cluster and zone, so the text names no
+    # host (the same verdict serves every host of a cluster); a local one's are the host's own.
+    where = f"of host {host.name}" if volume.pool.is_local else "the host can reach"
     detail = ("; ".join(why_not[:3]) + ("; ..." if len(why_not) > 3 else "")) if why_not else \
-        f"host {host.name} has no {kind} pool"
-    return None, f"volume {volume.name}: no {kind} pool reachable from host {host.name} can take it ({detail})"
+        f"there is no {kind} pool {where}"
+    return None, f"volume {volume.name}: no {kind} pool {where} can take it ({detail})"
 
 
 def pair_refusals(volume: VolumeFacts, pool: PoolFacts, host: HostFacts, planned: dict[int, int],

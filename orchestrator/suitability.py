@@ -1,9 +1,12 @@
-"""Where a VM (with its volumes) or a volume may go: the facts from the database, judged by the
-rules in ``placement``. The find* commands list these verdicts; intake refuses exactly what they
-list as unsuitable, with the same reasons - one set of rules for both.
+"""Where a VM (with its volumes) may go: the facts from the database, judged by the rules in
+``placement``. findHostsForMigration lists these verdicts; intake refuses exactly what they list
+as unsuitable, with the same reasons - one set of rules for both.
 
-Queries are per request and bounded by the VM's zone: the hosts of the zone, their allocations
-(one grouped query), and the zone's pools with their allocations (one grouped query).
+Built for large clouds: a request reads only the VM's zone, with plain column queries (no ORM
+objects): its hosts, their CPU/memory allocations (one grouped query), its pools with their
+allocations (one grouped query over the zone's volumes). Pools are indexed by host and by
+cluster, and where a VM's shared volumes would go is worked out once per cluster, so judging
+every host of a zone costs about one pass over the zone.
 """
 from __future__ import annotations
 
@@ -15,25 +18,13 @@ from sqlalchemy.orm import Session
 
 from . import globalconfig, placement
 from .errors import InvalidParameter
-from .models import Host, HypervisorCapability, ServiceOffering, StoragePool, VirtualMachine, Volume
+from .models import (DiskOffering, Host, HypervisorCapability, ServiceOffering, StoragePool,
+                     VirtualMachine, Volume)
 from .placement import HostFacts, PoolFacts, VolumeFacts
 from .states import VmState
 
 ACTIVE_VM_STATES = (VmState.RUNNING, VmState.MIGRATING)
-
-
-def pool_facts(pool: StoragePool, allocated: int) -> PoolFacts:
-    return PoolFacts(name=pool.name, is_local=pool.is_local, scope=pool.scope, state=pool.state,
-                     zone_id=pool.zone_id, cluster_id=pool.cluster_id, host_id=pool.host_id,
-                     tags=pool.tags, capacity=pool.capacity_bytes, allocated=allocated, id=pool.id)
-
-
-def host_facts(host: Host, cpu_allocated: int = 0, memory_allocated: int = 0) -> HostFacts:
-    return HostFacts(id=host.id, name=host.name, zone_id=host.zone_id, cluster_id=host.cluster_id,
-                     status=host.status, resource_state=host.resource_state, hypervisor=host.hypervisor,
-                     version=host.hypervisor_version, cpu_total=host.cpu_number * host.cpu_speed,
-                     memory=host.memory, host_tags=host.host_tags,
-                     cpu_allocated=cpu_allocated, memory_allocated=memory_allocated)
+P = StoragePool
 
 
 def motion_versions(session: Session) -> set[tuple[str, str]]:
@@ -43,20 +34,17 @@ def motion_versions(session: Session) -> set[tuple[str, str]]:
                                .where(HypervisorCapability.storage_migration_supported.is_(True))).all())
 
 
-def zone_pools(session: Session, zone_id: int, local: bool | None = None) -> dict[int, PoolFacts]:
+def zone_pools(session: Session, zone_id: int) -> dict[int, PoolFacts]:
     """Every pool of the zone with the bytes allocated on it."""
     allocated = (select(Volume.pool_id, func.sum(Volume.size).label("allocated"))
-                 .group_by(Volume.pool_id).subquery())
-    query = (select(StoragePool, func.coalesce(allocated.c.allocated, 0))
-             .outerjoin(allocated, allocated.c.pool_id == StoragePool.id)
-             .where(StoragePool.zone_id == zone_id))
-    if local is not None:
-        query = query.where(StoragePool.is_local.is_(local))
-    return {p.id: pool_facts(p, int(a)) for p, a in session.execute(query)}
-
-
-def zone_hosts(session: Session, zone_id: int) -> list[Host]:
-    return list(session.scalars(select(Host).where(Host.zone_id == zone_id).order_by(Host.id)))
+                 .where(Volume.zone_id == zone_id).group_by(Volume.pool_id).subquery())
+    rows = session.execute(
+        select(P.id, P.name, P.is_local, P.scope, P.state, P.zone_id, P.cluster_id, P.host_id, P.tags,
+               P.capacity_bytes, func.coalesce(allocated.c.allocated, 0))
+        .outerjoin(allocated, allocated.c.pool_id == P.id).where(P.zone_id == zone_id))
+    return {r[0]: PoolFacts(name=r[1], is_local=r[2], scope=r[3], state=r[4], zone_id=r[5],
+                            cluster_id=r[6], host_id=r[7], tags=r[8], capacity=r[9],
+                            allocated=int(r[10]), id=r[0]) for r in rows}
 
 
 def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int]]:
@@ -72,9 +60,17 @@ def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int
     return {host_id: (int(cpu or 0), int(mem or 0)) for host_id, cpu, mem in rows}
 
 
+def zone_hosts(session: Session, zone_id: int) -> dict[int, HostFacts]:
+    allocations = host_allocations(session, zone_id)
+    rows = session.execute(select(Host.id, Host.name, Host.zone_id, Host.cluster_id, Host.status,
+                                  Host.resource_state, Host.hypervisor, Host.hypervisor_version,
+                                  Host.cpu_number * Host.cpu_speed, Host.memory, Host.host_tags)
+                           .where(Host.zone_id == zone_id).order_by(Host.id))
+    return {r[0]: HostFacts(*r, *allocations.get(r[0], (0, 0))) for r in rows}
+
+
 @dataclass
 class HostVerdict:
-    host: Host
     facts: HostFacts
     suitable: bool
     requires_storage_motion: bool
@@ -90,34 +86,43 @@ class VmMove:
         if vm.state != VmState.RUNNING:
             raise InvalidParameter(f"VM {vm.name} is not Running (state {vm.state}); only a running "
                                    f"VM can be live-migrated")
-        if vm.host is None:
+        if vm.host_id is None:
             raise InvalidParameter(f"VM {vm.name} has no host")
-        self.session = session
         self.vm = vm
         self.factor = globalconfig.overprovisioning_factor(session)
-        allocations = host_allocations(session, vm.zone_id)
-        self.hosts = {h.id: h for h in zone_hosts(session, vm.zone_id)}
-        self.facts = {hid: host_facts(h, *allocations.get(hid, (0, 0))) for hid, h in self.hosts.items()}
+        self.facts = zone_hosts(session, vm.zone_id)
         self.source = self.facts[vm.host_id]
         self.pools = zone_pools(session, vm.zone_id)
-        self.volumes = [VolumeFacts(v.id, v.name, v.size, self.pools[v.pool_id], v.disk_offering.tags,
-                                    v.disk_offering.name)
-                        for v in session.scalars(select(Volume).where(Volume.vm_id == vm.id)
-                                                 .order_by(Volume.device_id, Volume.id))]
+        self.by_host, self.by_cluster, self.zone_wide = defaultdict(list), defaultdict(list), []
+        for pool in self.pools.values():
+            if pool.scope == "HOST":
+                self.by_host[pool.host_id].append(pool)
+            elif pool.scope == "CLUSTER":
+                self.by_cluster[pool.cluster_id].append(pool)
+            else:
+                self.zone_wide.append(pool)
+        rows = session.execute(select(Volume.id, Volume.name, Volume.size, Volume.pool_id,
+                                      Volume.disk_offering_id).where(Volume.vm_id == vm.id)
+                               .order_by(Volume.device_id, Volume.id)).all()
+        offerings = {o.id: o for o in session.scalars(select(DiskOffering).where(
+            DiskOffering.id.in_({r[4] for r in rows})))}
+        self.volumes = [VolumeFacts(r[0], r[1], r[2], self.pools[r[3]], offerings[r[4]].tags,
+                                    offerings[r[4]].name) for r in rows]
         so = vm.service_offering
         self.need_cpu, self.need_memory, self.need_tags = so.cpu_number * so.cpu_speed, so.memory, so.host_tags
         self.motion_supported = (self.source.hypervisor, self.source.version) in motion_versions(session)
+        self._shared_plans: dict[int, tuple[dict[int, int], list[str]]] = {}
 
     def uses_local(self) -> bool:
         return any(v.pool.is_local for v in self.volumes)
 
-    def judge(self, host_id: int, explicit: dict[int, int] | None = None) -> HostVerdict:
-        """The verdict for moving the VM to ``host_id``; ``explicit`` maps volume id -> pool id."""
-        explicit = explicit or {}
-        host = self.facts[host_id]
-        pools = list(self.pools.values())
-        moves, planned, problems = {}, defaultdict(int), []
-        for volume in self.volumes:
+    def reachable(self, host: HostFacts, local: bool) -> list[PoolFacts]:
+        return self.by_host.get(host.id, []) if local else self.by_cluster.get(host.cluster_id, []) + self.zone_wide
+
+    def _place(self, host: HostFacts, volumes: list[VolumeFacts], explicit: dict[int, int],
+               moves: dict[int, int], planned: dict[int, int]) -> list[str]:
+        problems = []
+        for volume in volumes:
             if volume.id in explicit:
                 pool = self.pools.get(explicit[volume.id])
                 if pool is None:
@@ -127,18 +132,37 @@ class VmMove:
                     problems += bad
                     continue
             else:
-                pool, why = placement.choose_pool(volume, host, pools, planned, self.factor)
+                pool, why = placement.choose_pool(volume, host, self.reachable(host, volume.pool.is_local),
+                                                  planned, self.factor)
                 if why:
                     problems.append(why)
                     continue
             if pool.id != volume.pool.id:
                 moves[volume.id] = pool.id
                 planned[pool.id] += volume.size
+        return problems
+
+    def judge(self, host_id: int, explicit: dict[int, int] | None = None) -> HostVerdict:
+        """The verdict for moving the VM to ``host_id``; ``explicit`` maps volume id -> pool id."""
+        explicit = explicit or {}
+        host = self.facts[host_id]
+        moves: dict[int, int] = {}
+        local = [v for v in self.volumes if v.pool.is_local or v.id in explicit]
+        shared = [v for v in self.volumes if not v.pool.is_local and v.id not in explicit]
+        problems = self._place(host, local, explicit, moves, defaultdict(int))
+        # Shared volumes land on cluster or zone pools: the same answer for every host of a cluster.
+        if host.cluster_id not in self._shared_plans:
+            shared_moves: dict[int, int] = {}
+            shared_problems = self._place(host, shared, {}, shared_moves, defaultdict(int))
+            self._shared_plans[host.cluster_id] = (shared_moves, shared_problems)
+        shared_moves, shared_problems = self._shared_plans[host.cluster_id]
+        moves.update(shared_moves)
+        problems += shared_problems
         requires = bool(moves) or any(not placement.host_reaches(host, v.pool) for v in self.volumes)
         reasons, enough = placement.host_refusals(self.source, host, self.need_cpu, self.need_memory,
                                                   self.need_tags, requires, self.motion_supported)
         reasons += problems
-        return HostVerdict(self.hosts[host_id], host, not reasons, requires, enough, reasons, moves)
+        return HostVerdict(host, not reasons, requires, enough, reasons, moves)
 
     def candidates(self) -> list[HostVerdict]:
         """Every other host of the zone, judged; suitable first, then those needing no storage
