@@ -7,14 +7,17 @@ and otherwise a sentence saying why not, which becomes an error text or a listed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 # The seed spec's matrices: (source is local, destination is local) -> allowed.
 LIVE_VOLUME_MATRIX = {(False, False): True, (False, True): False, (True, False): False, (True, True): False}
 VM_WITH_VOLUME_MATRIX = {(False, False): True, (False, True): False, (True, False): False, (True, True): True}
 
 
-def split_tags(text: str | None) -> set[str]:
-    return {t.strip() for t in (text or "").split(",") if t.strip()}
+@lru_cache(maxsize=65536)
+def split_tags(text: str | None) -> frozenset[str]:
+    """The tags of a comma-separated tag string (cached: the same few strings recur everywhere)."""
+    return frozenset(t.strip() for t in (text or "").split(",") if t.strip())
 
 
 def missing_tags(required: str | None, offered: str | None) -> set[str]:
@@ -174,28 +177,33 @@ def choose_pool(volume: VolumeFacts, host: HostFacts, pools: list[PoolFacts], pl
                 overprovisioning: float) -> tuple[PoolFacts | None, str | None]:
     """Where this volume goes if the VM moves to ``host`` and nobody says where.
 
-    It stays when the host reaches its pool; otherwise it goes to the reachable pool of the same
-    kind (local stays local, shared stays shared) that can take it and has the most room left;
-    ties by name. Returns (pool, None) or (None, the reason there is no place).
+    ``pools`` are the pools the host reaches. The volume stays when the host reaches its pool;
+    otherwise it goes to a pool of the same kind (local stays local, shared stays shared) that can
+    take it (Up, tagged, room - the tests of ``pool_refusals_for``, counting the volumes already
+    ``planned`` onto it) and has the most room left; ties by name. Returns (pool, None) or
+    (None, the reason there is no place).
     """
     if host_reaches(host, volume.pool):
         return volume.pool, None
-    kind = "local" if volume.pool.is_local else "shared"
-    options, why_not = [], []
-    for pool in pools:
-        if pool.is_local != volume.pool.is_local or not host_reaches(host, pool):
+    local, need, size = volume.pool.is_local, split_tags(volume.offering_tags), volume.size
+    best, best_key = None, None
+    for pool in pools:  # a tight loop: this runs for every host and volume of a zone
+        if pool.is_local != local:
             continue
-        pool = with_planned(pool, planned)
-        reasons = pool_refusals_for(volume, pool, overprovisioning)
-        if reasons:
-            why_not.append(f"{pool.name}: {reasons[0]}")
-        else:
-            options.append(pool)
-    if options:
-        return min(options, key=lambda p: (-free_bytes(p, overprovisioning), p.name)), None
+        free = int(pool.capacity * overprovisioning) - pool.allocated - (planned.get(pool.id, 0) if planned else 0)
+        if pool.state != "Up" or free < size or not need <= split_tags(pool.tags):
+            continue
+        key = (-free, pool.name)
+        if best_key is None or key < best_key:
+            best, best_key = pool, key
+    if best is not None:
+        return best, None
+    kind = "local" if local else "shared"
+    why_not = [f"{p.name}: {pool_refusals_for(volume, with_planned(p, planned), overprovisioning)[0]}"
+               for p in pools if p.is_local == local][:4]
     # A shared volume's options depend only on the host's cluster and zone, so the text names no
     # host (the same verdict serves every host of a cluster); a local one's are the host's own.
-    where = f"of host {host.name}" if volume.pool.is_local else "the host can reach"
+    where = f"of host {host.name}" if local else "the host can reach"
     detail = ("; ".join(why_not[:3]) + ("; ..." if len(why_not) > 3 else "")) if why_not else \
         f"there is no {kind} pool {where}"
     return None, f"volume {volume.name}: no {kind} pool {where} can take it ({detail})"

@@ -38,7 +38,8 @@ def zone_pools(session: Session, zone_id: int) -> dict[int, PoolFacts]:
     """Every pool of the zone with the bytes allocated on it."""
     allocated = (select(Volume.pool_id, func.sum(Volume.size).label("allocated"))
                  .where(Volume.zone_id == zone_id).group_by(Volume.pool_id).subquery())
-    rows = session.execute(
+    # Core execution (not ORM): thousands of plain rows, no per-row ORM processing.
+    rows = session.connection().execute(
         select(P.id, P.name, P.is_local, P.scope, P.state, P.zone_id, P.cluster_id, P.host_id, P.tags,
                P.capacity_bytes, func.coalesce(allocated.c.allocated, 0))
         .outerjoin(allocated, allocated.c.pool_id == P.id).where(P.zone_id == zone_id))
@@ -49,7 +50,7 @@ def zone_pools(session: Session, zone_id: int) -> dict[int, PoolFacts]:
 
 def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int]]:
     """CPU (MHz) and memory (bytes) of the active VMs on each host of the zone."""
-    rows = session.execute(
+    rows = session.connection().execute(
         select(VirtualMachine.host_id,
                func.sum(ServiceOffering.cpu_number * ServiceOffering.cpu_speed),
                func.sum(ServiceOffering.memory))
@@ -62,7 +63,7 @@ def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int
 
 def zone_hosts(session: Session, zone_id: int) -> dict[int, HostFacts]:
     allocations = host_allocations(session, zone_id)
-    rows = session.execute(select(Host.id, Host.name, Host.zone_id, Host.cluster_id, Host.status,
+    rows = session.connection().execute(select(Host.id, Host.name, Host.zone_id, Host.cluster_id, Host.status,
                                   Host.resource_state, Host.hypervisor, Host.hypervisor_version,
                                   Host.cpu_number * Host.cpu_speed, Host.memory, Host.host_tags)
                            .where(Host.zone_id == zone_id).order_by(Host.id))
