@@ -9,6 +9,7 @@ submits a migration to every listed candidate. An accepted job is cancelled whil
 from __future__ import annotations
 
 import random
+import secrets
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -43,7 +44,7 @@ def build(tmp_path, seed: int) -> tuple[Api, Database]:
                               shared_pools_per_cluster=rng.randint(1, 3), zone_pools=rng.randint(0, 2),
                               vms_per_host=1, data_volumes_per_vm=rng.randint(0, 2),
                               volume_size="1MiB", seed=seed)
-    url = f"sqlite:///{tmp_path / f'p{seed}.db'}"
+    url = f"sqlite:///{tmp_path / f'p{seed}-{secrets.token_hex(4)}.db'}"
     migrations.upgrade(url)
     db = Database(url)
     with db.uow() as uow:
