@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .inventory_fields import (_at, _choice, _cpu, _entries, _fail, _ip, _keys, _name, _size,
+from .inventory_fields import (_count, _at, _choice, _cpu, _entries, _fail, _ip, _keys, _name, _size,
                                _string, _tags, _url, _version)
 from .inventory_format import (ACCOUNT_KEYS, ADMIN_ACCOUNT, CLUSTER_KEYS, DISK_OFFERING_KEYS,
                                HOST_KEYS, HOST_STATUSES, HYPERVISOR, POD_KEYS, POOL_KEYS,
@@ -87,7 +87,9 @@ def _check_host(plan: _Plan, host, where: str, zone: int, pod: int, cluster: int
         host_tags=_tags(host, "host_tags", where), ip_address=_ip(host, where),
         agent_url=_url(host, where),
         status=_choice(host, "status", where, HOST_STATUSES, "Up"),
-        resource_state=_choice(host, "resource_state", where, RESOURCE_STATES, "Enabled")))
+        resource_state=_choice(host, "resource_state", where, RESOURCE_STATES, "Enabled"),
+        max_storage_migrations=(_count(host["max_storage_migrations"], _at(where, "max_storage_migrations"))
+                                if host.get("max_storage_migrations") is not None else None)))
     for pool, pool_where in _entries(host, "local_pools", where):
         _check_pool(plan, pool, pool_where, "HOST", zone, pod, cluster, host=index)
 

@@ -42,7 +42,8 @@ def _host_entry(host) -> dict:
                  memory=format_size(host.memory))
     optional = [("host_tags", _split(host.host_tags), []), ("ip_address", host.ip_address, "127.0.0.1"),
                 ("agent_url", host.agent_url, None), ("status", host.status, "Up"),
-                ("resource_state", host.resource_state, "Enabled")]
+                ("resource_state", host.resource_state, "Enabled"),
+                ("max_storage_migrations", host.max_storage_migrations, None)]
     entry.update({key: value for key, value, default in optional if value != default})
     return entry
 

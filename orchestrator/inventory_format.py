@@ -25,7 +25,7 @@ ZONE_KEYS = ("name", "pods", "pools")
 POD_KEYS = ("name", "clusters")
 CLUSTER_KEYS = ("name", "hypervisor", "hosts", "pools")
 HOST_KEYS = ("name", "hypervisor_version", "cpu", "memory", "host_tags", "ip_address",
-             "agent_url", "status", "resource_state", "local_pools")
+             "agent_url", "status", "resource_state", "max_storage_migrations", "local_pools")
 POOL_KEYS = ("name", "capacity", "tags", "path", "state")
 CPU_KEYS = ("number", "speed")
 DISK_OFFERING_KEYS = ("name", "storage", "tags", "size", "display_text")

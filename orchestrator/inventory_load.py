@@ -179,7 +179,8 @@ def _load_tree(session: Session, plan: _Plan, now) -> dict:
         cpu_speed=lambda r: r["cpu_speed"], memory=lambda r: r["memory"],
         host_tags=lambda r: ",".join(r["host_tags"]), ip_address=lambda r: r["ip_address"],
         agent_url=lambda r: r["agent_url"], status=lambda r: r["status"],
-        resource_state=lambda r: r["resource_state"]))
+        resource_state=lambda r: r["resource_state"],
+        max_storage_migrations=lambda r: r["max_storage_migrations"]))
     pools = _insert(session, StoragePool, _named(
         plan.pools, now, zone_id=lambda r: zones[r["zone"]],
         pod_id=lambda r: optional(pods, r["pod"]), cluster_id=lambda r: optional(clusters, r["cluster"]),

@@ -148,3 +148,21 @@ def test_progress_is_recorded_while_the_agent_copies(db, three_jobs):
     assert ours and cancel is None
     row = job(db, j1)
     assert (row.bytes_done, row.bytes_total, row.proc_status, row.eta) == (1, 4, 25, 0.3)
+
+
+def test_the_inventory_sets_a_per_host_limit(tmp_path):
+    import migrations
+    from orchestrator import inventory
+
+    url = f"sqlite:///{tmp_path / 'limit.db'}"
+    migrations.upgrade(url)
+    text = open("tests/small_inventory.yaml").read().replace(
+        "              - name: h1\n", "              - name: h1\n                max_storage_migrations: 5\n", 1)
+    database = Database(url)
+    with database.uow() as uow:
+        inventory.load(uow.session, inventory.parse(text))
+        uow.commit()
+        host = uow.session.scalar(select(models.Host).where(models.Host.name == "h1"))
+        assert host.max_storage_migrations == 5 and slots.host_limit(uow.session, host) == 5
+        assert inventory.dump(uow.session)["zones"][0]["pods"][0]["clusters"][0]["hosts"][0]["max_storage_migrations"] == 5
+    database.dispose()
