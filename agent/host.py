@@ -45,12 +45,13 @@ class HostAgent(StorageMixin, VmsMixin):
 
     ``slots`` is shared by the hosts of one process (``AgentServer``), so that a
     ``MigrateWithStorageCommand`` between two of them takes a slot on both; alone, a host has its own.
+    ``zero_copy`` makes migrations link files instead of copying them (benchmarks; ``backends.zerocopy``).
     """
 
     def __init__(self, name: str, root: str | Path, max_storage_migrations: int = 2,
                  bandwidth_mib_s: float | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  guest_writes_per_s: float = 0.0, guest_block_size: int = DEFAULT_BLOCK_SIZE,
-                 slots: SlotTable | None = None):
+                 slots: SlotTable | None = None, zero_copy: bool = False):
         try:
             self.name = check_host_name(name)
         except InvalidRequest as exc:
@@ -60,7 +61,8 @@ class HostAgent(StorageMixin, VmsMixin):
         self.root = Path(root)
         self.max_storage_migrations = max_storage_migrations
         state_dir = self.root / ".agent" / name
-        self.backend = SimulatedHyperV(self.root, chunk_size=chunk_size, bandwidth_mib_s=bandwidth_mib_s)
+        self.backend = SimulatedHyperV(self.root, chunk_size=chunk_size, bandwidth_mib_s=bandwidth_mib_s,
+                                       zero_copy=zero_copy)
         self.registry = Registry(state_dir)
         self.vms = VmRegistry(state_dir, name)
         self.commands = CommandStore(state_dir / "commands", name)

@@ -3,7 +3,8 @@
 ``python -m agent --host h1 --host h2 --root agent-data`` (the ``motion agent`` command calls
 ``main`` too). It prints one line with the URL once it is listening, and on SIGINT or SIGTERM
 stops serving and closes the host agents before returning 0. ``--guest-writes`` turns the
-simulated guests on; ``--fault-plan`` injects faults from the start (a ``crash`` fault ends the
+simulated guests on; ``--zero-copy`` makes migrations link files instead of copying them
+(benchmarks); ``--fault-plan`` injects faults from the start (a ``crash`` fault ends the
 process with exit code 70).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 from agent.backends.faults import load_fault_plan
 from agent.errors import InvalidRequest
-from agent.serve import AgentServer
+from agent.serve import AgentServer, install_log_fields
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guest-writes", type=float, default=0.0, metavar="PER_S",
                         help="simulated guests of registered VMs write this many blocks per second to "
                              "each volume (default: 0 = off)")
+    parser.add_argument("--zero-copy", action="store_true",
+                        help="benchmarks: a migration hard-links the volume file into the destination pool "
+                             "instead of copying it, so it completes at once (see docs/agent-protocol.md)")
     parser.add_argument("--fault-plan", default=None, metavar="FILE",
                         help="JSON list of faults to inject from the start (see docs/agent-protocol.md)")
     return parser
@@ -46,13 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--bandwidth must be positive")
     if args.guest_writes < 0:
         build_parser().error("--guest-writes must not be negative")
+    # Under ``motion agent`` logging is set up already (JSON when not a terminal); alone, plain text.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_fields()
     try:
         plan = load_fault_plan(args.fault_plan) if args.fault_plan else None
         server = AgentServer(args.hosts, args.root, bind=args.bind, port=args.port,
                              max_storage_migrations=args.max_storage_migrations,
                              bandwidth_mib_s=args.bandwidth, guest_writes_per_s=args.guest_writes,
-                             fault_plan=plan)
+                             fault_plan=plan, zero_copy=args.zero_copy)
     except InvalidRequest as exc:
         print(f"motion agent: cannot start: {exc.message}", file=sys.stderr)
         return 2

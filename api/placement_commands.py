@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from orchestrator import globalconfig, models as m, motion, placement, responses, suitability
 from orchestrator.errors import InvalidParameter
+from orchestrator.logcontext import log_decision
 
 from .registry import Context, command
 
@@ -51,6 +52,9 @@ def find_storage_pools_for_migration(ctx: Context) -> dict:
         free = int(pool.capacity_bytes * factor) - facts.allocated
         rows.append((not reasons, free, pool, reasons))
     rows.sort(key=lambda r: (not r[0], -r[1], r[2].name))
+    log_decision("pools", f"volume {volume.name} (findStoragePoolsForMigration)",
+                 [{"name": pool.name, "suitable": ok, "reasons": reasons} for ok, _free, pool, reasons in rows],
+                 volume=volume.uuid, vm=vm.name, host=host.name)
     if not rows:
         return {}
     paging = ctx.params.paging()
@@ -77,6 +81,8 @@ def find_hosts_for_migration(ctx: Context) -> dict:
                                f"storage motion is not supported on {move.source.hypervisor} "
                                f"{move.source.version}")
     verdicts = move.candidates()
+    log_decision("hosts", f"VM {vm.name} (findHostsForMigration)",
+                 [(v.facts.name, v.suitable, v.reasons) for v in verdicts], vm=vm.name, host=move.source.name)
     keyword = ctx.params.get("keyword")
     if keyword:
         verdicts = [v for v in verdicts if keyword.lower() in v.facts.name.lower()]

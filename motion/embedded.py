@@ -76,6 +76,9 @@ class EmbeddedSystem:
                                                  without_mingle=True, without_gossip=True)
         self._spawn("worker", self.worker.start)
         app = create_app(self.settings, self.db, self.enqueue)
+        # werkzeug's access log would print whole query strings (apiKey, signature); the API logs
+        # each request itself, without credentials.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.http = make_server(self.bind, self.port, app, threaded=True)
         self.port = self.http.server_port
         self._spawn("api", self.http.serve_forever)
@@ -133,6 +136,8 @@ class EmbeddedSystem:
 
     def stop(self) -> None:
         self._stop.set()
+        if getattr(self, "celery", None):  # running jobs stay pending and resume at next start
+            self.celery.motion_runtime.runner.stopping.set()
         if getattr(self, "http", None):
             self.http.shutdown()
         if getattr(self, "worker", None):

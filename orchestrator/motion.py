@@ -13,7 +13,7 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import events, globalconfig, placement
+from . import events, globalconfig, logcontext, placement
 from .db import Database, cas
 from .errors import ConcurrentOperation, InvalidParameter
 from .models import AsyncJob, HypervisorCapability, JobResource, StoragePool, VirtualMachine, Volume, utcnow
@@ -78,6 +78,10 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
         src_local=volume.pool.is_local, dest=facts, host_zone_id=host.zone_id,
         host_cluster_id=host.cluster_id, offering_tags=volume.disk_offering.tags,
         offering_name=volume.disk_offering.name, size=volume.size, overprovisioning=factor)
+    logcontext.log_decision("pools", f"volume {volume.name} (migrateVolume)",
+                            [{"name": dest.name, "suitable": not reasons, "reasons": reasons}],
+                            chosen=None if reasons else dest.name, volume=volume.uuid,
+                            vm=vm.name, host=host.name, pool=dest.name, src_pool=volume.pool.name)
     if reasons:
         raise InvalidParameter(f"Cannot migrate volume {volume.name} to storage pool {dest.name}: "
                                + "; ".join(reasons))
@@ -113,9 +117,12 @@ def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller,
         job.start_event_id = ev.id
         ev.start_id = ev.id
         job_id, job_uuid = job.id, job.uuid
+        what = logcontext.fields(job=job_uuid, volume=volume.uuid, vm=volume.vm.name, host=volume.vm.host.name,
+                                 pool=dest.name, src_pool=volume.pool.name)
         uow.after_commit(lambda: publish(db, enqueue, job_id))
         uow.commit()
-    log.info("job %s accepted: migrate volume %s to pool %s", job_uuid, volume_id, pool_id)
+    log.info("job %s accepted: migrate volume %s of VM %s from pool %s to pool %s", job_uuid,
+             volume.name, what["vm"], what["src_pool"], dest.name, extra=what)
     return job_uuid
 
 

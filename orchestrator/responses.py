@@ -149,6 +149,13 @@ def async_job(job: m.AsyncJob, account: m.Account, user: m.User,
         "jobstatus": job.status, "jobprocstatus": job.proc_status,
         "jobresultcode": job.result_code, "created": cs_date(job.created), "jobid": job.uuid,
     }
+    # CloudStack 4.4 leaves these out for migrations; we name the object the job moves (an
+    # addition clients may ignore), taken from the request it was created with.
+    params = json.loads(job.params or "{}")
+    if params.get("virtualmachineid"):
+        out.update(jobinstancetype="VirtualMachine", jobinstanceid=params["virtualmachineid"])
+    elif params.get("volumeid"):
+        out.update(jobinstancetype="Volume", jobinstanceid=params["volumeid"])
     if job.result is not None:
         out["jobresulttype"] = "object"
         out["jobresult"] = json.loads(job.result)

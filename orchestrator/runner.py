@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import threading
 from datetime import timedelta
 from typing import Callable, Protocol
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import DBAPIError
 
-from . import events, globalconfig, slots
+from . import events, globalconfig, logcontext, slots
 from .config import Settings
 from .db import Database, cas
 from .errors import AgentUnreachable, MotionError
@@ -45,6 +45,9 @@ class Runner:
         self.settings = settings
         self.me = settings.worker_id
         self.wake = wake  # publishes a job id; used to wake queued jobs when slots free
+        # Set when the process is shutting down: a watched job is left pending with its lease
+        # released, and whoever starts next resumes it from its phase.
+        self.stopping = threading.Event()
 
     # -- claim and lease -------------------------------------------------------------------
     def claim(self, job_id: int) -> bool:
@@ -107,11 +110,17 @@ class Runner:
             plan = self._load(job_id)
             if plan is None:
                 return "skipped"
-            if plan.phase == JobPhase.QUEUED and not self._dispatch(plan):
-                return "queued"
-            return self._watch(plan)
+            with logcontext.bound(**self._log_fields(job_id)):
+                if plan.phase == JobPhase.QUEUED and not self._dispatch(plan):
+                    return "queued"
+                return self._watch(plan)
         finally:
             self.release(job_id)
+
+    def _log_fields(self, job_id: int) -> dict:
+        """Job, volumes, VM, hosts and pools, for every log line of this run."""
+        with self.db.uow() as uow:
+            return logcontext.job_fields(uow.session, job_id)
 
     def _load(self, job_id: int) -> Plan | None:
         with self.db.uow() as uow:
@@ -141,6 +150,7 @@ class Runner:
                           f"Started migrating {plan.label} (command {plan.command['type']} to the "
                           f"agent of host {plan.host_name})")
             uow.commit()
+        log.info("job %s dispatched: slots taken, deadline in %s s (wait*2)", plan.job_uuid, 2 * wait)
         return True
 
     def _deadline(self, job_id: int):
@@ -174,6 +184,8 @@ class Runner:
             try:
                 record = self.agent.get_command(plan.agent_url, plan.job_uuid) if posted else None
                 if record is None:  # not sent yet, or the agent lost it: (re)post, idempotent by id
+                    log.info("job %s: sending %s to the agent of host %s at %s", plan.job_uuid,
+                             plan.command["type"], plan.host_name, plan.agent_url)
                     record = self.agent.post_command(plan.agent_url, plan.command)
                     posted = True
                 unreachable_since, pause = None, self.settings.poll_interval
@@ -196,11 +208,14 @@ class Runner:
                 return "lease-lost"
             if cancelled_by:
                 return self._stop(plan, f"cancelled by {cancelled_by}")
-            time.sleep(pause)
+            if self.stopping.wait(pause):
+                log.info("job %s: left to the next worker, this one is stopping", plan.job_uuid)
+                return "stopped"
 
     def _stop(self, plan: Plan, why: str) -> str:
         """Abort at the agent and believe only what it then says: finished -> keep the result;
         otherwise roll back, saying whether the agent confirmed the sources intact."""
+        log.warning("job %s: aborting the command at the agent of host %s: %s", plan.job_uuid, plan.host_name, why)
         try:
             record = self.agent.abort_command(plan.agent_url, plan.job_uuid)
         except AgentUnreachable:

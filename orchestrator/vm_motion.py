@@ -9,11 +9,12 @@ Ready -> Migrating, the job and its Scheduled event; the job id is published aft
 from __future__ import annotations
 
 import json
+import logging
 from typing import Callable
 
 from sqlalchemy import select
 
-from . import events
+from . import events, logcontext
 from .db import Database, cas
 from .errors import ConcurrentOperation, InvalidParameter
 from .models import AsyncJob, Host, JobResource, VirtualMachine, Volume
@@ -23,6 +24,8 @@ from .suitability import VmMove
 
 WITH_VOLUME_CMD = "org.apache.cloudstack.api.command.admin.vm.MigrateVirtualMachineWithVolumeCmd"
 HOST_ONLY_CMD = "org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd"
+
+log = logging.getLogger(__name__)
 
 
 def migrate_vm(db: Database, enqueue: Callable[[int], None], caller: Caller, vm_id: int, host_id: int,
@@ -47,6 +50,17 @@ def migrate_vm(db: Database, enqueue: Callable[[int], None], caller: Caller, vm_
             raise InvalidParameter(f"Cannot migrate VM {vm.name}: volume(s) {', '.join(busy)} not in "
                                    f"Ready state")
         verdict = move.judge(dest.id, mapping)
+        placed = {volumes[v].name: move.pools[p].name for v, p in verdict.placement.items()}
+        source_host = move.source.name
+        logcontext.log_decision("hosts", f"VM {vm.name} ({command})",
+                                [{"name": dest.name, "suitable": verdict.suitable, "reasons": verdict.reasons}],
+                                chosen=dest.name if verdict.suitable else None, vm=vm.name,
+                                host=source_host, dest_host=dest.name, pool=sorted(set(placed.values())))
+        if verdict.suitable and placed:
+            log.info("VM %s to host %s: volumes placed %s (%s)", vm.name, dest.name,
+                     ", ".join(f"{v} -> {p}" for v, p in sorted(placed.items())),
+                     "given by the caller or automatic" if mapping else "automatic",
+                     extra=logcontext.fields(vm=vm.name, host=source_host, dest_host=dest.name))
         if not with_volumes and verdict.requires_storage_motion:
             raise InvalidParameter(
                 f"Migrating VM {vm.name} to host {dest.name} requires storage motion (the host cannot "
@@ -81,6 +95,11 @@ def migrate_vm(db: Database, enqueue: Callable[[int], None], caller: Caller, vm_
         job.start_event_id = ev.id
         ev.start_id = ev.id
         job_id, job_uuid = job.id, job.uuid
+        what = logcontext.fields(job=job_uuid, vm=vm.name, host=source_host, dest_host=dest.name,
+                                 volume=[volumes[v].uuid for v in verdict.placement],
+                                 pool=sorted(set(placed.values())))
         uow.after_commit(lambda: publish(db, enqueue, job_id))
         uow.commit()
+    log.info("job %s accepted: %s of VM %s from host %s to host %s, %d volume(s) moving", job_uuid, command,
+             what["vm"], source_host, what["dest_host"], len(placed), extra=what)
     return job_uuid

@@ -1,13 +1,16 @@
 """HTTP client of the host-agent protocol (docs/agent-protocol.md), the runner's AgentPort.
 
 Connection errors, timeouts and 5xx answers become AgentUnreachable (try again later); a 4xx
-answer to a command we built is AgentProtocolError (a bug on our side).
+answer to a command we built is AgentProtocolError (a bug on our side). Every call is timed and
+its failures counted (``workers.metrics``).
 """
 from __future__ import annotations
 
 import requests
 
 from orchestrator.errors import AgentProtocolError, AgentUnreachable
+
+from .metrics import observed
 
 
 class AgentClient:
@@ -34,26 +37,34 @@ class AgentClient:
                                      f"{data.get('error', response.status_code)}")
         return data
 
+    @observed("post_command")
     def post_command(self, base_url: str, payload: dict) -> dict:
         return self._call("POST", f"{base_url}/commands", payload)
 
+    @observed("get_command")
     def get_command(self, base_url: str, command_id: str) -> dict | None:
         return self._call("GET", f"{base_url}/commands/{command_id}", missing_ok=True)
 
+    @observed("abort_command")
     def abort_command(self, base_url: str, command_id: str) -> dict | None:
         return self._call("POST", f"{base_url}/commands/{command_id}/abort", {}, missing_ok=True)
 
+    @observed("create_volume")
     def create_volume(self, base_url: str, payload: dict) -> dict:
         return self._call("POST", f"{base_url}/volumes", payload)
 
+    @observed("get_volume")
     def get_volume(self, base_url: str, volume_id: str) -> dict | None:
         return self._call("GET", f"{base_url}/volumes/{volume_id}", missing_ok=True)
 
+    @observed("add_fault")
     def add_fault(self, base_url: str, fault: dict) -> dict:
         return self._call("POST", f"{base_url}/faults", fault)
 
+    @observed("register_vm")
     def register_vm(self, base_url: str, payload: dict) -> dict:
         return self._call("POST", f"{base_url}/vms", payload)
 
+    @observed("get_vm")
     def get_vm(self, base_url: str, name: str) -> dict | None:
         return self._call("GET", f"{base_url}/vms/{name}", missing_ok=True)

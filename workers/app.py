@@ -5,20 +5,28 @@ id to the Runner. Messages carry only ids; the job row is the truth, so late ack
 and redelivery are safe (a duplicate finds the lease taken or the job finished and does
 nothing). ``celery -A workers.app worker`` works too: the module-level ``app`` is built from the
 environment on first access, not at import.
+
+Operations: ``--metrics-port PORT`` on the worker command serves ``workers.metrics`` (a worker
+step); Celery's ``setup_logging`` signal gives ``celery -A workers.app worker`` motion's log format
+(``orchestrator.logformat``) unless the process set logging up already (``motion worker``);
+``celery -A workers.app inspect ...`` and Flower work as with any Celery app (docs/operations.md).
 """
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
+import click
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import setup_logging, worker_process_init, worker_ready
 
 from orchestrator import config
 from orchestrator.db import Database
-from orchestrator import reconcile
+from orchestrator import logformat, reconcile
 from orchestrator.runner import Runner
 
+from . import metrics as worker_metrics
 from .agent_client import AgentClient
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,12 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
 
     @app.task(name=RUN_JOB, acks_late=True)
     def run_job(job_id: int) -> str:
-        return runtime.runner.run(int(job_id))
+        started, outcome = time.perf_counter(), "error"
+        try:
+            outcome = runtime.runner.run(int(job_id))
+            return outcome
+        finally:
+            worker_metrics.job_run(outcome, time.perf_counter() - started)
 
     @app.task(name=SWEEP)
     def sweep_jobs() -> dict:
@@ -100,7 +113,21 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
     def _after_fork(**_kw):  # pragma: no cover - exercised in real workers
         runtime.reset_after_fork()
 
+    app.user_options["worker"].add(click.Option(
+        ["--metrics-port"], type=int, default=None,
+        help="serve Prometheus metrics of this worker on http://0.0.0.0:PORT/metrics"))
+    app.steps["worker"].add(worker_metrics.MetricsPort)
+    setup_logging.connect(_setup_logging, weak=False, dispatch_uid="motion.setup_logging")
     return app
+
+
+def _setup_logging(loglevel=None, **_kw) -> None:
+    """Celery asks how to log (``-l LEVEL``): motion's format at that level; a process that set
+    the format up already (``motion worker``) keeps it and takes the level."""
+    if not logformat.configured():
+        logformat.configure("worker", loglevel or "INFO")
+    elif loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 def celery_enqueuer(settings: config.Settings, app: Celery | None = None) -> Callable[[int], None]:

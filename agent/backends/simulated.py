@@ -16,6 +16,9 @@ Here a pool with path ``/shared/pool-a`` is the directory ``<root>/shared/pool-a
 *offline* (an SMB share gone away) while the marker file ``<pool dir>/.offline`` exists; every
 agent process sharing the root sees it. Copies to or from an offline pool fail, new volume
 files cannot be created in it and guests cannot write to it.
+
+With ``zero_copy`` (a benchmark switch, see ``zerocopy``) a migration hard-links the volume file
+into the destination pool instead of copying its bytes, so it completes at once.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from agent.backends.copying import (  # noqa: F401  (re-exported: the backend's 
     unlink_quietly,
 )
 from agent.backends.guest import Disk
+from agent.backends.zerocopy import LinkMirror
 from agent.persist import fsync_dir
 from agent.validation import PARTIAL_SUFFIX, pool_relative_parts
 
@@ -54,7 +58,7 @@ class SimulatedHyperV:
     """Volume files under ``root``; one instance per host agent (pools may be shared by hosts)."""
 
     def __init__(self, root: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 bandwidth_mib_s: float | None = None):
+                 bandwidth_mib_s: float | None = None, zero_copy: bool = False):
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         if bandwidth_mib_s is not None and bandwidth_mib_s <= 0:
@@ -62,6 +66,7 @@ class SimulatedHyperV:
         self.root = Path(root)
         self.chunk_size = chunk_size
         self.bandwidth_mib_s = bandwidth_mib_s
+        self.zero_copy = zero_copy
 
     def pool_dir(self, pool_path: str) -> Path:
         """The directory of a pool path (validated by ``validation.parse_pool``)."""
@@ -151,7 +156,7 @@ class SimulatedHyperV:
 
         ``disk`` is the volume's disk when a guest runs on it here (its writes are mirrored);
         ``None`` for a volume no running VM of this host uses. ``bandwidth_mib_s`` overrides the
-        backend's bandwidth (a ``slow`` fault).
+        backend's bandwidth (a ``slow`` fault). In zero-copy mode it is a ``LinkMirror``.
         """
         if disk is None or disk.path != self.volume_file(src, name):
             disk = Disk("(no guest)", self.volume_file(src, name), src)
@@ -164,7 +169,8 @@ class SimulatedHyperV:
                 raise MigrationFailed(f"migration of {self.volume_file(src, name)} to pool {dst['uuid']} "
                                       f"failed: {error}")
 
-        return Mirror(disk, self.pool_dir(src["path"]), self.pool_dir(dst["path"]), name,
+        kind = LinkMirror if self.zero_copy else Mirror
+        return kind(disk, self.pool_dir(src["path"]), self.pool_dir(dst["path"]), name,
                       chunk_size=self.chunk_size, bandwidth_mib_s=bandwidth_mib_s or self.bandwidth_mib_s,
                       control=control, check=check)
 
