@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from . import events, globalconfig, logcontext, slots
 from .config import Settings
 from .db import Database, cas
-from .errors import AgentUnreachable, MotionError
+from .errors import AgentUnreachable, ConcurrentOperation, MotionError
 from .jobkinds import Plan, load_plan
 from .models import AsyncJob, utcnow
 from .states import CommandState, JobPhase, JobStatus
@@ -143,9 +143,13 @@ class Runner:
                 return False
             wait = globalconfig.wait_seconds(s)
             now = utcnow()
-            cas(s, AsyncJob, plan.job_id, {"phase": JobPhase.QUEUED, "lease_owner": self.me},
-                {"phase": JobPhase.DISPATCHED, "dispatched_at": now, "status_text": None,
-                 "deadline_at": now + timedelta(seconds=2 * wait)}, what=f"job {plan.job_uuid}")
+            try:
+                cas(s, AsyncJob, plan.job_id, {"phase": JobPhase.QUEUED, "lease_owner": self.me},
+                    {"phase": JobPhase.DISPATCHED, "dispatched_at": now, "status_text": None,
+                     "deadline_at": now + timedelta(seconds=2 * wait)}, what=f"job {plan.job_uuid}")
+            except ConcurrentOperation:  # our lease ran out while admission waited on a lock
+                log.info("job %s: lease lost while taking slots; its new owner goes on", plan.job_uuid)
+                return False
             events.record(s, job, plan.event_type, "Started",
                           f"Started migrating {plan.label} (command {plan.command['type']} to the "
                           f"agent of host {plan.host_name})")

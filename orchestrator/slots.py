@@ -1,7 +1,9 @@
 """Admission: at most N storage migrations per host (and M per pool) at once, in submission order.
 
 A job takes its slots in the same transaction that moves it from ``queued`` to ``dispatched``:
-the rows of its hosts (and pools) are locked in id order, the dispatched jobs using them are
+the rows of its hosts (and pools) are locked in id order (FOR NO KEY UPDATE: the foreign-key
+checks of finishing jobs take FOR KEY SHARE on the same rows and must not deadlock with it), the
+dispatched jobs using them are
 counted, and the job goes only if it is under every limit and no older queued job waits for one
 of its hosts. A slot is simply "a pending job in phase dispatched/finishing", so it is freed when
 the job ends, and a dead worker's job keeps its slot until recovery ends it - never above the
@@ -64,11 +66,11 @@ def older_queued(s: Session, job: AsyncJob, host_id: int) -> bool:
 def admit(s: Session, job: AsyncJob) -> str | None:
     """Lock and check; None when the job may dispatch now, else why it waits."""
     hosts = list(s.scalars(select(Host).where(Host.id.in_(job_hosts(job))).order_by(Host.id)
-                           .with_for_update()))
+                           .with_for_update(key_share=True)))
     pools = job_pools(s, job.id)
     if pools:
         s.execute(select(StoragePool.id).where(StoragePool.id.in_(pools)).order_by(StoragePool.id)
-                  .with_for_update())
+                  .with_for_update(key_share=True))
     for host in hosts:
         if older_queued(s, job, host.id):
             return f"an older job waits for host {host.name}"
