@@ -14,15 +14,20 @@ the candidate set or the whole inventory. findHostsForMigration is asked for its
 """
 from __future__ import annotations
 
-import argparse
 import os
+import sys
+
+# Run as a script, this file's directory comes first on sys.path, where bench/copy.py would shadow
+# the standard library's copy module: put the repository root there instead.
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse  # noqa: E402
 import random
 import secrets
 import signal
 import socket
 import statistics
-import subprocess
-import sys
+import subprocess  # noqa: E402
 import time
 from pathlib import Path
 
@@ -30,7 +35,6 @@ import psycopg
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import migrations  # noqa: E402
 from motion.client import Client  # noqa: E402

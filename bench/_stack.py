@@ -1,0 +1,199 @@
+"""The production stack for the benchmarks: a generated inventory, its volume files, and the
+processes (host agent, Celery worker, scheduler, gunicorn API) on the run's database and Redis db.
+
+The inventory comes from ``orchestrator.inventory.generate`` with every volume made shared and
+untagged on its cluster's first pool, so that every volume can move to the cluster's second pool
+(and back): a benchmark picks as many moves as it needs with ``moves()``. Many hosts are used so
+that the per-host limit (2) never caps a pipeline's throughput; the hosts' limit is left as it is.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench import _common as c
+
+
+@dataclass(frozen=True)
+class Move:
+    volume: str  # uuid
+    dest: str  # pool uuid
+    host: str
+    size: int
+    path: str
+    src_dir: str  # pool path
+
+
+def inventory(clusters: int, hosts_per_cluster: int, vms_per_host: int, data_volumes: int,
+              size: str | list[str]) -> dict:
+    """A generated inventory whose volumes all sit on their cluster's pool 1 (``size`` may be a list,
+    used in turn, for mixed sizes)."""
+    from orchestrator import inventory as inv
+
+    data = inv.generate(clusters_per_pod=clusters, hosts_per_cluster=hosts_per_cluster,
+                        vms_per_host=vms_per_host, data_volumes_per_vm=data_volumes, volume_size="1MiB")
+    sizes = [size] if isinstance(size, str) else list(size)
+    n = 0
+    for vm in data["vms"]:
+        vm["service_offering"] = "gen-shared"
+        cluster = vm["host"].rsplit("-host-", 1)[0]
+        for volume in vm["volumes"]:
+            volume.update(pool=f"{cluster}-pool-1", disk_offering="gen-shared", size=sizes[n % len(sizes)])
+            n += 1
+    return data
+
+
+def load(database_url: str, data: dict) -> None:
+    from orchestrator import inventory as inv
+    from orchestrator.db import Database
+
+    db = Database(database_url)
+    try:
+        with db.uow() as uow:
+            inv.load(uow.session, data)
+            uow.commit()
+    finally:
+        db.dispose()
+
+
+def hosts(services: c.Services) -> list[str]:
+    return [r[0] for r in services.sql("select name from hosts order by id")]
+
+
+def moves(services: c.Services, limit: int | None = None, pool: str | None = None) -> list[Move]:
+    """Ready volumes and the other shared pool of their cluster, taking the hosts in turn (so that
+    consecutive submissions go to different hosts, as many clients' would)."""
+    rows = services.sql(
+        """select v.uuid, d.uuid, h.name, v.size, v.path, s.path
+             from volumes v join storage_pools s on s.id = v.pool_id
+             join virtual_machines m on m.id = v.vm_id join hosts h on h.id = m.host_id
+             join storage_pools d on d.cluster_id = s.cluster_id and d.id <> s.id and d.host_id is null
+            where v.state = 'Ready' and m.state = 'Running' and s.host_id is null
+              and (%s::text is null or s.name = %s)
+            order by row_number() over (partition by h.id order by v.id), h.id""", (pool, pool))
+    out = [Move(*r) for r in rows]
+    return out[:limit] if limit else out
+
+
+def create_files(root: Path, chosen: list[Move]) -> None:
+    """The volume files where the agent expects them, sparse (zero-copy moves never read them)."""
+    for move in chosen:
+        directory = root / move.src_dir.lstrip("/")
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / move.path, "wb") as fh:
+            fh.truncate(move.size)
+
+
+class Stack:
+    """The processes of one benchmark run; ``close()`` stops them and drops the database."""
+
+    def __init__(self, services: c.Services, keep: bool = False):
+        self.services = services
+        self.dir = Path(tempfile.mkdtemp(prefix="motion-bench-"))
+        self.keep = keep
+        self.procs = c.Procs(self.dir)
+        self.agent_root = self.dir / "agent"
+        self.agent_port = c.free_port()
+        self.agent_url = f"http://127.0.0.1:{self.agent_port}"
+        self.env = c.motion_env(services, self.agent_port)
+        self.api_url = None
+        self.key = None
+
+    def start(self, *, workers: int | None = 2, api: bool = True, beat: bool = True, agent: bool = True,
+              zero_copy: bool = False, bandwidth: float | None = None, **env: str) -> "Stack":
+        self.env.update({k: str(v) for k, v in env.items()})
+        self.key = self.key or c.create_admin_key(self.services.database_url)
+        if agent:
+            c.start_agent(self.procs, self.env, hosts(self.services), self.agent_root, self.agent_port,
+                          zero_copy=zero_copy, bandwidth=bandwidth)
+        if workers:
+            c.start_worker(self.procs, self.env, workers)
+        if beat:
+            self.procs.start("beat", [c.sys.executable, "-m", "motion.cli", "beat"], self.env)
+        if api:
+            self.api_url = c.start_api(self.procs, self.env, c.free_port(), workers=2)
+        return self
+
+    def restart_worker(self, concurrency: int, **env: str) -> None:
+        self.procs.stop("worker")
+        c.start_worker(self.procs, {**self.env, **{k: str(v) for k, v in env.items()}}, concurrency)
+
+    def url(self, command: str, **params) -> str:
+        return f"{self.api_url}/client/api?" + c.signed_query({"command": command, **params},
+                                                              self.key["apikey"], self.key["secretkey"])
+
+    def submit(self, chosen: list[Move], clients: int = 8) -> tuple[list[str], float, float]:
+        """Submit ``migrateVolume`` for every move from ``clients`` threads; (job ids, start, end)."""
+        urls = [self.url("migrateVolume", volumeid=m.volume, storageid=m.dest, livemigrate="true")
+                for m in chosen]
+        local = threading.local()
+
+        def one(url: str) -> str:
+            session = getattr(local, "session", None) or requests.Session()
+            local.session = session
+            answer = session.get(url, timeout=60)
+            body = answer.json()
+            if answer.status_code != 200:
+                raise SystemExit(f"bench: migrateVolume answered {answer.status_code}: {body}")
+            return body["migratevolumeresponse"]["jobid"]
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            ids = list(pool.map(one, urls))
+        return ids, t0, time.perf_counter()
+
+    def wait_jobs(self, job_ids: list[str], timeout: float = 900) -> dict:
+        """Wait until every job has ended; counts of succeeded/failed and when the last ended."""
+        wanted = len(job_ids)
+
+        def done():
+            self.procs.check()
+            rows = self.services.sql("select status, count(*) from async_jobs where uuid = any(%s) and status <> 0 "
+                                     "group by status", (job_ids,))
+            counts = dict(rows)
+            return counts if sum(counts.values()) >= wanted else None
+
+        counts = c.wait_for(done, timeout, f"{wanted} jobs to end", interval=0.02)
+        return {"succeeded": counts.get(1, 0), "failed": counts.get(2, 0), "end": time.perf_counter()}
+
+    def close(self) -> None:
+        self.procs.stop()
+        if not self.keep:
+            import shutil
+
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print(f"logs kept in {self.dir}")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of processes and their children so far (for per-job costs)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        for p in [pid, *_children(pid)]:
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            for child in map(int, text):
+                out += [child, *_children(child)]
+    except OSError:
+        pass
+    return out

@@ -1,0 +1,114 @@
+"""API benchmark: signed ``migrateVolume`` submissions and ``queryAsyncJobResult`` polls under
+gunicorn (2 workers), against ``api_floor.py`` under the same gunicorn, from a load generator in
+another process with 32 concurrent clients.
+
+Submissions: each request names a different Ready volume and its cluster's other pool; the API
+authenticates it, validates it, moves the volume to Migrating, records the job and the event and
+publishes the job id to Redis (no worker consumes it here). Floor: ``GET /client/api?command=
+migrateVolume`` (one INSERT and one publish). Polls: ``queryAsyncJobResult`` of the pending jobs
+the submissions made; floor: ``GET /hello`` (JSON, no database). Figures: requests/s, p50 and p99
+latency. Targets: submissions >= 0.5 of the floor, polls >= 0.5 of the floor's rate.
+
+The load generator is wrk with a Lua script when installed (``apt-get install wrk``), otherwise a
+Python client (``--client python``); the requests are signed beforehand, as many as needed, so
+the generator does no crypto. Between repeats the volumes are put back to Ready and the jobs
+ended by SQL, so every repeat submits fresh migrations.
+
+    python bench/api.py                     # 10 s per figure, 3 repeats
+    python bench/api.py --duration 2 --repeat 1 --volumes 300
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's directory comes first on sys.path, where bench/copy.py would shadow
+# the standard library's copy module: put the repository there instead.
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+
+from bench import _common as c  # noqa: E402
+from bench import _load, _stack  # noqa: E402
+
+TARGET = 0.5
+
+
+def reset(services: c.Services) -> None:
+    """Every volume Ready again, every pending job ended, both queues emptied (nothing consumes them)."""
+    services.sql("update volumes set state = 'Ready' where state = 'Migrating'")
+    services.sql("update async_jobs set status = 2, phase = 'done', result_code = 530 where status = 0")
+    services.redis.delete("motion", "floor_api")
+
+
+def line(name: str, f: dict) -> str:
+    return (f"{name} {f['rps']:7.1f} req/s  p50 {f['p50_ms']:7.1f} ms  p99 {f['p99_ms']:7.1f} ms  "
+            f"errors {f['errors']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (default 3); medians reported")
+    parser.add_argument("--volumes", type=int, default=6000,
+                        help="volumes to submit per round; more than the API can take in --duration (6000)")
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
+                        help="load generator (default: wrk if installed, else python)")
+    c.add_service_arguments(parser)
+    args = parser.parse_args(argv)
+    c.header(f"api: gunicorn -w 2, {args.connections} concurrent clients, {args.duration:.0f} s per figure")
+    services = c.Services(args.database_url, args.redis_url)
+    stack = None
+    try:
+        per_host = math.ceil(args.volumes / (64 * 2))
+        _stack.load(services.database_url, _stack.inventory(16, 4, per_host, 1, "64KiB"))
+        stack = _stack.Stack(services, keep=args.keep)
+        stack.start(workers=None, beat=False, agent=False)
+        floor_url = c.start_api(stack.procs, c.floor_env(services), c.free_port(), workers=2,
+                                app="api_floor:app", cwd=c.floor_dir(), name="api_floor")
+        api_url = stack.api_url
+        load = lambda url, paths: _load.run(url, paths, args.duration, args.connections, args.client)  # noqa
+        floor_submit, floor_poll = ["/client/api?command=migrateVolume"], ["/hello"]
+        rows = {k: [] for k in ("submit", "submit_floor", "poll", "poll_floor")}
+        for r in range(args.repeat):
+            reset(services)
+            submits = [stack.url("migrateVolume", volumeid=m.volume, storageid=m.dest, livemigrate="true")
+                       for m in _stack.moves(services)]
+            submits = [u[len(api_url):] for u in submits]
+            if r == 0:  # warm-up: the workers' imports, pools and caches (polls change nothing)
+                warm = min(2.0, args.duration)
+                _load.run(floor_url, floor_poll, warm, args.connections, args.client)
+                _load.run(api_url, [stack.url("listZones")[len(api_url):]], warm, args.connections, args.client)
+            rows["submit_floor"].append(load(floor_url, floor_submit))
+            rows["submit"].append(load(api_url, submits))
+            jobs = [j for (j,) in services.sql("select uuid from async_jobs where status = 0 order by id desc "
+                                               "limit 1000")]
+            polls = [stack.url("queryAsyncJobResult", jobid=j)[len(api_url):] for j in jobs]
+            rows["poll_floor"].append(load(floor_url, floor_poll))
+            rows["poll"].append(load(api_url, polls))
+            print(f"  round {r + 1} ({rows['submit'][-1]['client']}; load {c.load_average()}):")
+            for key in rows:
+                print("    " + line(f"{key:<13}", rows[key][-1]), flush=True)
+            if rows["submit"][-1]["errors"]:
+                print(f"    note: {rows['submit'][-1]['errors']} submissions failed; if the API took more than "
+                      f"{len(submits)} in {args.duration:.0f} s, raise --volumes", flush=True)
+        med = {k: {f: c.median([x[f] for x in v]) for f in ("rps", "p50_ms", "p99_ms", "errors")}
+               for k, v in rows.items()}
+        print(f"results (medians of {args.repeat}; {args.connections} clients, gunicorn -w 2):")
+        for kind in ("submit", "poll"):
+            ours, floor = med[kind], med[f"{kind}_floor"]
+            r = c.ratio(ours["rps"], floor["rps"])
+            print(f"  {kind:<6}: {line('ours', ours)}")
+            print(f"          {line('floor', floor)}")
+            print(f"          ratio {r:.3f}; target >= {TARGET}: {c.verdict(r >= TARGET)}")
+        return 0
+    finally:
+        if stack is not None:
+            stack.close()
+        services.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Pipeline benchmark: N volume migrations end to end against the Celery + Redis + PostgreSQL floor.
+
+Each migration goes the whole way: a signed ``migrateVolume`` to the API under gunicorn (2
+workers), the intake transaction, the Celery message, a worker (``motion worker --concurrency W``,
+W prefork processes) claiming, admitting and dispatching the job, the host agent in zero-copy mode
+(``--zero-copy``: the migration links the file, so it completes at once), the worker's poll, and
+the finishing transaction. Figure: migrations/s from the first submission until the last job
+ended. Floor: ``celery_floor.py N W`` (two guarded transactions per task, nothing else), run in
+the same run, on the same database server and Redis, alternating with ours. Target: >= 0.7.
+
+The inventory has many hosts (``--hosts``) so that the per-host limit of 2 never caps the
+throughput; the hosts' limits are not changed. Runs alternate direction (pool 1 -> 2, then back).
+The worker is run once per ``--poll-intervals`` value (MOTION_POLL_INTERVAL; default 0.2, the
+production default, and 0.01), since an instant agent command still costs the worker one poll.
+
+    python bench/pipeline.py                      # N=1000, 2 workers, 3 repeats
+    python bench/pipeline.py --n 50 --repeat 1    # a quick look
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's directory comes first on sys.path, where bench/copy.py would shadow
+# the standard library's copy module: put the repository there instead.
+sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+
+from bench import _common as c  # noqa: E402
+from bench import _stack  # noqa: E402
+
+TARGET = 0.7
+
+
+def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
+    chosen = _stack.moves(stack.services, limit=n)
+    if len(chosen) < n:
+        raise SystemExit(f"bench: only {len(chosen)} movable volumes for N={n}")
+    pids = {name: [p.pid] for name, p in stack.procs.procs.items()}
+    cpu0 = {name: _stack.cpu_seconds(p) for name, p in pids.items()}
+    ids, t0, t1 = stack.submit(chosen, clients)
+    done = stack.wait_jobs(ids)
+    cpu = {name: _stack.cpu_seconds(p) - cpu0[name] for name, p in pids.items()}
+    elapsed = done["end"] - t0
+    return {"per_s": n / elapsed, "submit_per_s": n / (t1 - t0), "elapsed": elapsed,
+            "failed": done["failed"], "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="migrations per run (default 1000)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, ours and the floor's (2)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each (default 3); medians reported")
+    parser.add_argument("--hosts", type=int, default=64, help="hosts in the inventory (default 64)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent API clients submitting (8)")
+    parser.add_argument("--poll-intervals", default="0.2,0.01",
+                        help="MOTION_POLL_INTERVAL values to run the worker with (default 0.2,0.01)")
+    c.add_service_arguments(parser)
+    args = parser.parse_args(argv)
+    intervals = [float(x) for x in args.poll_intervals.split(",") if x]
+    c.header(f"pipeline: {args.n} migrations, {args.workers} worker processes, zero-copy agent")
+    services = c.Services(args.database_url, args.redis_url)
+    stack = None
+    try:
+        clusters = max(1, args.hosts // 4)
+        per_host = max(1, math.ceil(args.n / (clusters * 4 * 2)))
+        _stack.load(services.database_url, _stack.inventory(clusters, 4, per_host, 1, "64KiB"))
+        stack = _stack.Stack(services, keep=args.keep)
+        _stack.create_files(stack.agent_root, _stack.moves(services))
+        stack.start(workers=None, zero_copy=True)
+        results = {}
+        for interval in intervals:
+            stack.restart_worker(args.workers, MOTION_POLL_INTERVAL=interval)
+            run_once(stack, min(20, args.n), args.clients)  # warm-up: imports, connections
+            ours, floors = [], []
+            for r in range(args.repeat):
+                floor = c.celery_floor(services, args.n, args.workers)
+                mine = run_once(stack, args.n, args.clients)
+                floors.append(floor["end_to_end_per_s"])
+                ours.append(mine)
+                print(f"  poll={interval:<5} run {r + 1}: ours {mine['per_s']:7.1f}/s "
+                      f"(submit {mine['submit_per_s']:.0f}/s, {mine['elapsed']:.1f} s, failed {mine['failed']}) "
+                      f"floor {floor['end_to_end_per_s']:.0f}/s (enqueue {floor['enqueue_per_s']:.0f}/s) "
+                      f"load {c.load_average()}", flush=True)
+                print("    cpu ms per migration: " + ", ".join(
+                    f"{k} {v:.1f}" for k, v in sorted(mine["cpu_ms"].items())), flush=True)
+            results[interval] = (c.median([m["per_s"] for m in ours]), c.median(floors),
+                                 sum(m["failed"] for m in ours))
+        print(f"results (medians of {args.repeat}; N={args.n}, workers={args.workers}):")
+        for interval, (mine, floor, failed) in results.items():
+            r = c.ratio(mine, floor)
+            print(f"  MOTION_POLL_INTERVAL={interval}: {mine:.1f} migrations/s; floor {floor:.0f}/s; "
+                  f"ratio {r:.3f}; target >= {TARGET}: {c.verdict(r >= TARGET)}; failed jobs {failed}")
+        return 0
+    finally:
+        if stack is not None:
+            stack.close()
+        services.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
