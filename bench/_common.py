@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import re
+import resource
 import secrets
 import signal
 import socket
@@ -240,12 +241,15 @@ def floor_env(services: Services) -> dict:
 def celery_floor(services: Services, n: int, workers: int) -> dict:
     """Run ``celery_floor.py N WORKERS``; its figures as numbers."""
     script = floor_dir() / "celery_floor.py"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, str(script), str(n), str(workers)], env=floor_env(services),
                          cwd=script.parent, capture_output=True, text=True, timeout=900)
     line = next((l for l in out.stdout.splitlines() if l.startswith("floor ")), None)
     if out.returncode != 0 or line is None:
         raise SystemExit(f"bench: celery_floor.py failed ({out.returncode}):\n{out.stdout}\n{out.stderr[-3000:]}")
-    return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the floor and its worker, once waited for
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {**{k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}, "cpu_s": cpu}
 
 
 # -- figures ------------------------------------------------------------------------------------

@@ -173,6 +173,12 @@ class Stack:
             print(f"logs kept in {self.dir}")
 
 
+def postgres_pids(services: c.Services) -> list[int]:
+    """The PostgreSQL backends serving the run's database now (their CPU is the database's share)."""
+    return [r[0] for r in services.sql("select pid from pg_stat_activity where datname = current_database() "
+                                       "and pid <> pg_backend_pid()")]
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of processes and their children so far (for per-job costs)."""
     total = 0.0

@@ -11,9 +11,19 @@ source and deletes the destination copy.
 efficient primitive that works (``os.copy_file_range``, else ``os.sendfile``, else pread/pwrite),
 reports progress, stops between chunks (and within a throttle pause) when interrupted or when a
 pool goes offline, and learns which chunks the guest dirtied through the volume's ``Disk``.
+
+The copy is fsynced before it is renamed into place. So that this last fsync does not have the
+whole file left to write (a copy to the page cache followed by one long flush, as ``cp`` then
+``sync``), the bulk copy writes behind itself: each chunk is handed to the disk as soon as it is
+copied (Linux ``sync_file_range``), and the copy waits for the bytes ``WRITE_BEHIND`` behind it,
+so copying and writing to disk overlap and a large copy never fills the page cache with dirty
+pages. Where ``sync_file_range`` is missing or refused, the copy goes on without it. An
+unthrottled bulk copy also goes in steps of ``BULK_STEP`` chunks, to spend less time between
+copy calls; a throttled one keeps to one chunk per step, for smooth pacing and progress.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import time
@@ -30,6 +40,25 @@ _FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, e
 CHECK_INTERVAL = 0.2  # seconds; a throttle pause is cut into slices this long to notice aborts/offline
 SWITCH_OVER_CHUNKS = 4  # dirty chunks small enough to copy while guest I/O is paused
 MAX_PASSES = 10  # re-copy passes before switching over anyway (the remainder is copied paused)
+WRITE_BEHIND = 32 * 1024 * 1024  # bytes copied ahead of the oldest byte not yet on disk
+BULK_STEP = 8  # chunks per copy call of an unthrottled bulk copy (fewer trips through the loop)
+# sync_file_range(2) flags
+_WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4
+_sync_file_range = None  # resolved on first use: libc's sync_file_range, or False where there is none
+
+
+def _range_syncer():
+    """libc's ``sync_file_range`` (Linux), or ``None``; looked up once, on first use."""
+    global _sync_file_range
+    if _sync_file_range is None:
+        try:
+            fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _sync_file_range = fn
+        except (OSError, AttributeError):
+            _sync_file_range = False
+    return _sync_file_range or None
 
 
 class MigrationFailed(Exception):
@@ -99,6 +128,7 @@ class Mirror:
         self._copier = _ChunkCopier()
         self._paced, self._started = 0, time.monotonic()
         self._step = ""
+        self._syncer = _range_syncer()
 
     def _fail(self, exc: OSError) -> MigrationFailed:
         return MigrationFailed(f"migration of {self.src} failed while {self._step}: {exc.strerror}")
@@ -146,15 +176,28 @@ class Mirror:
     def bulk(self, progress: Callable[[], None]) -> None:
         """Copy the whole file once, chunk by chunk, calling ``progress()`` after each chunk."""
         self._step = f"copying {self.src} to {self.partial}"
+        step = self.chunk_size * (1 if self._rate else BULK_STEP)
         try:
             while self.done < self.total:
                 self._check()
-                copied = self._copy_range(self.done, min(self.chunk_size, self.total - self.done))
+                copied = self._copy_range(self.done, min(step, self.total - self.done))
+                self._write_behind(self.done, copied)
                 self.done += copied
                 progress()
                 self._pace(copied)
         except OSError as exc:
             raise self._fail(exc) from None
+
+    def _write_behind(self, offset: int, count: int) -> None:
+        """Hand ``[offset, offset + count)`` to the disk now, and wait for the bytes ``WRITE_BEHIND``
+        before it to be on it (see the module docstring). Only a speed-up: never an error."""
+        if self._syncer is None:
+            return
+        back = max(0, offset - WRITE_BEHIND)
+        if (self._syncer(self._dst_fd, offset, count, _WRITE) != 0 or
+                (offset >= WRITE_BEHIND and self._syncer(self._dst_fd, back, count,
+                                                         _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0)):
+            self._syncer = None  # refused here (e.g. not a regular file system): copy without it
 
     def converge(self, progress: Callable[[], None]) -> None:
         """Copy the chunks written meanwhile, pass after pass, until few enough are left.
