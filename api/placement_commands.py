@@ -13,7 +13,6 @@ Suitable pools come first, most free capacity first.
 from __future__ import annotations
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import selectinload
 
 from orchestrator import globalconfig, models as m, motion, placement, responses, suitability
 from orchestrator.errors import InvalidParameter
@@ -90,12 +89,9 @@ def find_hosts_for_migration(ctx: Context) -> dict:
         return {}
     paging = ctx.params.paging()
     page = verdicts[paging[0]:paging[0] + paging[1]] if paging else verdicts
-    hosts = {h.id: h for h in ctx.session.scalars(
-        select(m.Host).where(m.Host.id.in_([v.facts.id for v in page]))
-        .options(selectinload(m.Host.zone), selectinload(m.Host.pod), selectinload(m.Host.cluster)))}
     out = []
     for v in page:
-        obj = responses.host(hosts[v.facts.id], v.facts.cpu_allocated, v.facts.memory_allocated)
+        obj = move.host_response(v.facts)
         obj.update(suitableformigration=v.suitable, requiresStorageMotion=v.requires_storage_motion,
                    hasenoughcapacity=v.has_enough_capacity)
         if v.reasons:

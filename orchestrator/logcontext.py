@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -106,6 +107,17 @@ def _candidate(item: Any) -> dict:
     return {"name": str(name), "suitable": bool(suitable), "reasons": [str(r) for r in reasons]}
 
 
+def _first(items: list, flags: list[bool], wanted: bool, limit: int) -> list[tuple[Any, bool]]:
+    """The first ``limit`` items whose flag is ``wanted``."""
+    out = []
+    for item, flag in zip(items, flags):
+        if flag is wanted:
+            out.append((item, flag))
+            if len(out) == limit:
+                break
+    return out
+
+
 def log_decision(kind: str, subject: str, candidates: Iterable[Any], chosen: str | None = None,
                  logger: logging.Logger | None = None, **context: Any) -> dict:
     """Log which ``kind`` (``"hosts"``, ``"pools"``) were considered for ``subject`` and why.
@@ -116,10 +128,17 @@ def log_decision(kind: str, subject: str, candidates: Iterable[Any], chosen: str
     to 20 candidates with their reasons; the JSON form carries up to 200 in ``candidates``.
     Returns the record's extra fields (for tests).
     """
-    items = [_candidate(c) for c in candidates]
-    suitable = [c["name"] for c in items if c["suitable"]]
-    unsuitable = [c for c in items if not c["suitable"]]
-    text = f"suitability of {kind} for {subject}: {len(items)} considered, {len(suitable)} suitable"
+    logger = logger or logging.getLogger(DECISION_LOGGER)
+    if not logger.isEnabledFor(logging.INFO):
+        return {}
+    # Only what is shown is converted: a zone's thousand candidates are counted, not copied.
+    raw = list(candidates)
+    flags = [bool(c.get("suitable") if isinstance(c, Mapping) else c[1]) for c in raw]
+    count, n_suitable = len(raw), sum(flags)
+    items = [_candidate(c) for c in raw[:MAX_STRUCTURED]]
+    suitable = [_candidate(c)["name"] for c, ok in _first(raw, flags, True, MAX_LISTED + 1)]
+    unsuitable = [_candidate(c) for c, ok in _first(raw, flags, False, MAX_LISTED)]
+    text = f"suitability of {kind} for {subject}: {count} considered, {n_suitable} suitable"
     if suitable:
         text += " (" + ", ".join(suitable[:MAX_LISTED]) + (", ..." if len(suitable) > MAX_LISTED else "") + ")"
     if chosen:
@@ -127,13 +146,13 @@ def log_decision(kind: str, subject: str, candidates: Iterable[Any], chosen: str
     if unsuitable:
         shown = "; ".join(f"{c['name']}: {', '.join(c['reasons']) or 'unsuitable'}"
                           for c in unsuitable[:MAX_LISTED])
-        more = f"; and {len(unsuitable) - MAX_LISTED} more" if len(unsuitable) > MAX_LISTED else ""
+        more = f"; and {count - n_suitable - MAX_LISTED} more" if count - n_suitable > MAX_LISTED else ""
         text += f"; not suitable: {shown}{more}"
     extra = {**fields(**context), "decision": kind, "subject": subject,
-             "candidates": items[:MAX_STRUCTURED], "considered": len(items), "suitable": len(suitable)}
+             "candidates": items, "considered": count, "suitable": n_suitable}
     if chosen:
         extra["chosen"] = chosen
-    if len(items) > MAX_STRUCTURED:
+    if count > MAX_STRUCTURED:
         extra["truncated"] = True
-    (logger or logging.getLogger(DECISION_LOGGER)).info(text, extra=extra)
+    logger.info(text, extra=extra)
     return extra

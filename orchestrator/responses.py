@@ -47,19 +47,31 @@ def cluster(c: m.Cluster) -> dict:
 
 
 def host(h: m.Host, allocated_cpu_mhz: int = 0, allocated_memory: int = 0) -> dict:
-    total_cpu = h.cpu_number * h.cpu_speed
+    return host_fields(h.uuid, h.name, h.status, h.ip_address, h.zone.uuid, h.zone.name, h.pod.uuid,
+                       h.pod.name, h.cluster.uuid, h.cluster.name, h.hypervisor, h.hypervisor_version,
+                       h.cpu_number, h.cpu_speed, h.memory, h.host_tags, h.resource_state, h.created,
+                       allocated_cpu_mhz, allocated_memory)
+
+
+def host_fields(uuid: str, name: str, status: str, ip_address: str, zone_uuid: str, zone_name: str,
+                pod_uuid: str, pod_name: str, cluster_uuid: str, cluster_name: str, hypervisor: str,
+                hypervisor_version: str, cpu_number: int, cpu_speed: int, memory: int, host_tags: str,
+                resource_state: str, created: datetime | None, allocated_cpu_mhz: int = 0,
+                allocated_memory: int = 0) -> dict:
+    """A host response from plain values (listing hundreds of hosts needs no ORM objects)."""
+    total_cpu = cpu_number * cpu_speed
     return {
-        "id": h.uuid, "name": h.name, "state": h.status, "type": "Routing",
-        "ipaddress": h.ip_address, "zoneid": h.zone.uuid, "zonename": h.zone.name,
-        "podid": h.pod.uuid, "podname": h.pod.name, "clusterid": h.cluster.uuid,
-        "clustername": h.cluster.name, "clustertype": "CloudManaged", "hypervisor": h.hypervisor,
-        "hypervisorversion": h.hypervisor_version, "version": "4.4.0",
-        "cpunumber": h.cpu_number, "cpuspeed": h.cpu_speed,
+        "id": uuid, "name": name, "state": status, "type": "Routing",
+        "ipaddress": ip_address, "zoneid": zone_uuid, "zonename": zone_name,
+        "podid": pod_uuid, "podname": pod_name, "clusterid": cluster_uuid,
+        "clustername": cluster_name, "clustertype": "CloudManaged", "hypervisor": hypervisor,
+        "hypervisorversion": hypervisor_version, "version": "4.4.0",
+        "cpunumber": cpu_number, "cpuspeed": cpu_speed,
         "cpuallocated": f"{(100.0 * allocated_cpu_mhz / total_cpu) if total_cpu else 0:.2f}%",
         "cpuwithoverprovisioning": str(float(total_cpu)),
-        "memorytotal": h.memory, "memoryallocated": allocated_memory,
-        "hosttags": _tags(h.host_tags), "resourcestate": h.resource_state,
-        "islocalstorageactive": True, "created": cs_date(h.created), "events": "",
+        "memorytotal": memory, "memoryallocated": allocated_memory,
+        "hosttags": _tags(host_tags), "resourcestate": resource_state,
+        "islocalstorageactive": True, "created": cs_date(created), "events": "",
         "hahost": False,
     }
 

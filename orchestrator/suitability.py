@@ -3,10 +3,11 @@
 as unsuitable, with the same reasons - one set of rules for both.
 
 Built for large clouds: a request reads only the VM's zone, with plain column queries (no ORM
-objects): its hosts, their CPU/memory allocations (one grouped query), its pools with their
-allocations (one grouped query over the zone's volumes). Pools are indexed by host and by
-cluster, and where a VM's shared volumes would go is worked out once per cluster, so judging
-every host of a zone costs about one pass over the zone.
+objects) into named tuples: its hosts with what their responses show (one query), their CPU and
+memory allocations (one grouped query), and of its pools only those that can win a place, with
+their allocations (one query; ``pool_facts``). Pools are indexed by host and by cluster, and
+where a VM's shared volumes would go is worked out once per cluster, so judging every host of a
+zone costs about one pass over its hosts plus a few pools per cluster.
 """
 from __future__ import annotations
 
@@ -16,15 +17,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import globalconfig, placement
+from . import globalconfig, placement, pool_facts, responses
 from .errors import InvalidParameter
-from .models import (DiskOffering, Host, HypervisorCapability, ServiceOffering, StoragePool,
+from .models import (Cluster, DiskOffering, Host, HypervisorCapability, Pod, ServiceOffering, StoragePool,
                      VirtualMachine, Volume)
 from .placement import HostFacts, PoolFacts, VolumeFacts
 from .states import VmState
 
 ACTIVE_VM_STATES = (VmState.RUNNING, VmState.MIGRATING)
-P = StoragePool
 
 
 def motion_versions(session: Session) -> set[tuple[str, str]]:
@@ -32,20 +32,6 @@ def motion_versions(session: Session) -> set[tuple[str, str]]:
     return set(session.execute(select(HypervisorCapability.hypervisor_type,
                                       HypervisorCapability.hypervisor_version)
                                .where(HypervisorCapability.storage_migration_supported.is_(True))).all())
-
-
-def zone_pools(session: Session, zone_id: int) -> dict[int, PoolFacts]:
-    """Every pool of the zone with the bytes allocated on it."""
-    allocated = (select(Volume.pool_id, func.sum(Volume.size).label("allocated"))
-                 .where(Volume.zone_id == zone_id).group_by(Volume.pool_id).subquery())
-    # Core execution (not ORM): thousands of plain rows, no per-row ORM processing.
-    rows = session.connection().execute(
-        select(P.id, P.name, P.is_local, P.scope, P.state, P.zone_id, P.cluster_id, P.host_id, P.tags,
-               P.capacity_bytes, func.coalesce(allocated.c.allocated, 0))
-        .outerjoin(allocated, allocated.c.pool_id == P.id).where(P.zone_id == zone_id))
-    return {r[0]: PoolFacts(name=r[1], is_local=r[2], scope=r[3], state=r[4], zone_id=r[5],
-                            cluster_id=r[6], host_id=r[7], tags=r[8], capacity=r[9],
-                            allocated=int(r[10]), id=r[0]) for r in rows}
 
 
 def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int]]:
@@ -57,17 +43,25 @@ def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int
         .join(ServiceOffering, ServiceOffering.id == VirtualMachine.service_offering_id)
         .where(VirtualMachine.zone_id == zone_id, VirtualMachine.state.in_(ACTIVE_VM_STATES),
                VirtualMachine.host_id.is_not(None))
-        .group_by(VirtualMachine.host_id))
+        .group_by(VirtualMachine.host_id)).all()
     return {host_id: (int(cpu or 0), int(mem or 0)) for host_id, cpu, mem in rows}
 
 
-def zone_hosts(session: Session, zone_id: int) -> dict[int, HostFacts]:
+def zone_hosts(session: Session, zone_id: int) -> tuple[dict[int, HostFacts], dict[int, tuple]]:
+    """The zone's hosts as the rules see them, and the rest of what a host response shows
+    (uuid, ip address, pod uuid and name, cluster uuid and name, cpu number and speed, created),
+    from one query."""
     allocations = host_allocations(session, zone_id)
-    rows = session.connection().execute(select(Host.id, Host.name, Host.zone_id, Host.cluster_id, Host.status,
-                                  Host.resource_state, Host.hypervisor, Host.hypervisor_version,
-                                  Host.cpu_number * Host.cpu_speed, Host.memory, Host.host_tags)
-                           .where(Host.zone_id == zone_id).order_by(Host.id))
-    return {r[0]: HostFacts(*r, *allocations.get(r[0], (0, 0))) for r in rows}
+    rows = session.connection().execute(
+        select(Host.id, Host.name, Host.zone_id, Host.cluster_id, Host.status, Host.resource_state,
+               Host.hypervisor, Host.hypervisor_version, Host.cpu_number * Host.cpu_speed, Host.memory,
+               Host.host_tags, Host.uuid, Host.ip_address, Pod.uuid, Pod.name, Cluster.uuid, Cluster.name,
+               Host.cpu_number, Host.cpu_speed, Host.created)
+        .join(Pod, Pod.id == Host.pod_id).join(Cluster, Cluster.id == Host.cluster_id)
+        .where(Host.zone_id == zone_id).order_by(Host.id)).all()
+    none = (0, 0)
+    return ({r[0]: HostFacts(*r[:11], *allocations.get(r[0], none)) for r in rows},
+            {r[0]: r[11:] for r in rows})
 
 
 @dataclass
@@ -89,11 +83,31 @@ class VmMove:
                                    f"VM can be live-migrated")
         if vm.host_id is None:
             raise InvalidParameter(f"VM {vm.name} has no host")
-        self.vm = vm
+        self.vm, self.session = vm, session
         self.factor = globalconfig.overprovisioning_factor(session)
-        self.facts = zone_hosts(session, vm.zone_id)
+        self.facts, self._details = zone_hosts(session, vm.zone_id)
         self.source = self.facts[vm.host_id]
-        self.pools = zone_pools(session, vm.zone_id)
+        rows = session.connection().execute(
+            select(Volume.id, Volume.name, Volume.size, Volume.pool_id, DiskOffering.tags, DiskOffering.name,
+                   StoragePool.is_local)
+            .join(DiskOffering, DiskOffering.id == Volume.disk_offering_id)
+            .join(StoragePool, StoragePool.id == Volume.pool_id)
+            .where(Volume.vm_id == vm.id).order_by(Volume.device_id, Volume.id)).all()
+        self._uses_local = any(r[6] for r in rows)
+        # Only the shared pools that can win a place (see pool_facts); the whole zone if a volume
+        # finds none. Local pools only for a VM with a local volume (or an admin naming one).
+        shared_needs = [r[4] for r in rows if not r[6]]
+        self.pools = pool_facts.candidate_pools(session, vm.zone_id, shared_needs, self.factor, self._uses_local,
+                                                {r[3] for r in rows})
+        self._partial = True
+        self._index()
+        self.volumes = [VolumeFacts(r[0], r[1], r[2], self.pools[r[3]], r[4], r[5]) for r in rows]
+        so = vm.service_offering
+        self.need_cpu, self.need_memory, self.need_tags = so.cpu_number * so.cpu_speed, so.memory, so.host_tags
+        self.motion_supported = (self.source.hypervisor, self.source.version) in motion_versions(session)
+        self._cluster_plans: dict[int, tuple[dict[int, int], list[str], bool]] = {}
+
+    def _index(self) -> None:
         self.by_host, self.by_cluster, self.zone_wide = defaultdict(list), defaultdict(list), []
         for pool in self.pools.values():
             if pool.scope == "HOST":
@@ -102,17 +116,32 @@ class VmMove:
                 self.by_cluster[pool.cluster_id].append(pool)
             else:
                 self.zone_wide.append(pool)
-        rows = session.execute(select(Volume.id, Volume.name, Volume.size, Volume.pool_id,
-                                      Volume.disk_offering_id).where(Volume.vm_id == vm.id)
-                               .order_by(Volume.device_id, Volume.id)).all()
-        offerings = {o.id: o for o in session.scalars(select(DiskOffering).where(
-            DiskOffering.id.in_({r[4] for r in rows})))}
-        self.volumes = [VolumeFacts(r[0], r[1], r[2], self.pools[r[3]], offerings[r[4]].tags,
-                                    offerings[r[4]].name) for r in rows]
-        so = vm.service_offering
-        self.need_cpu, self.need_memory, self.need_tags = so.cpu_number * so.cpu_speed, so.memory, so.host_tags
-        self.motion_supported = (self.source.hypervisor, self.source.version) in motion_versions(session)
-        self._shared_plans: dict[int, tuple[dict[int, int], list[str]]] = {}
+
+    def _load_whole_zone(self) -> None:
+        """Every pool of the zone, in the database's order (a refusal lists pools in this order)."""
+        whole = pool_facts.zone_pools(self.session, self.vm.zone_id, include_local=self._uses_local)
+        self.pools = {**whole, **{k: v for k, v in self.pools.items() if k not in whole}}
+        self._partial = False
+        self._index()
+
+    def _pool(self, pool_id: int) -> PoolFacts | None:
+        """A pool of the VM's zone by id (pools not read up front are looked up here)."""
+        pool = self.pools.get(pool_id)
+        if pool is None:
+            pool = pool_facts.pools_by_id(self.session, self.vm.zone_id, {pool_id}).get(pool_id)
+            if pool is not None:
+                self.pools[pool_id] = pool
+        return pool
+
+    def host_response(self, facts: HostFacts) -> dict:
+        """The CloudStack host response of a host of the VM's zone."""
+        uuid, ip, pod_uuid, pod_name, cluster_uuid, cluster_name, cpu_number, cpu_speed, created = \
+            self._details[facts.id]
+        zone = self.vm.zone
+        return responses.host_fields(uuid, facts.name, facts.status, ip, zone.uuid, zone.name, pod_uuid, pod_name,
+                                     cluster_uuid, cluster_name, facts.hypervisor, facts.version, cpu_number,
+                                     cpu_speed, facts.memory, facts.host_tags, facts.resource_state, created,
+                                     facts.cpu_allocated, facts.memory_allocated)
 
     def uses_local(self) -> bool:
         return any(v.pool.is_local for v in self.volumes)
@@ -125,7 +154,7 @@ class VmMove:
         problems = []
         for volume in volumes:
             if volume.id in explicit:
-                pool = self.pools.get(explicit[volume.id])
+                pool = self._pool(explicit[volume.id])
                 if pool is None:
                     raise InvalidParameter(f"storage pool id {explicit[volume.id]} is not in the VM's zone")
                 bad = placement.pair_refusals(volume, pool, host, planned, self.factor)
@@ -147,23 +176,34 @@ class VmMove:
         """The verdict for moving the VM to ``host_id``; ``explicit`` maps volume id -> pool id."""
         explicit = explicit or {}
         host = self.facts[host_id]
-        moves: dict[int, int] = {}
         local = [v for v in self.volumes if v.pool.is_local or v.id in explicit]
-        shared = [v for v in self.volumes if not v.pool.is_local and v.id not in explicit]
-        problems = self._place(host, local, explicit, moves, defaultdict(int))
-        # Shared volumes land on cluster or zone pools: the same answer for every host of a cluster.
-        if host.cluster_id not in self._shared_plans:
-            shared_moves: dict[int, int] = {}
-            shared_problems = self._place(host, shared, {}, shared_moves, defaultdict(int))
-            self._shared_plans[host.cluster_id] = (shared_moves, shared_problems)
-        shared_moves, shared_problems = self._shared_plans[host.cluster_id]
+        moves: dict[int, int] = {}
+        problems = self._place(host, local, explicit, moves, defaultdict(int)) if local else []
+        shared_moves, shared_problems, shared_away = self._shared_plan(host, explicit)
         moves.update(shared_moves)
         problems += shared_problems
-        requires = bool(moves) or any(not placement.host_reaches(host, v.pool) for v in self.volumes)
+        requires = bool(moves) or shared_away or any(not placement.host_reaches(host, v.pool) for v in local)
         reasons, enough = placement.host_refusals(self.source, host, self.need_cpu, self.need_memory,
                                                   self.need_tags, requires, self.motion_supported)
         reasons += problems
         return HostVerdict(host, not reasons, requires, enough, reasons, moves)
+
+    def _shared_plan(self, host: HostFacts, explicit: dict[int, int]) -> tuple[dict[int, int], list[str], bool]:
+        """Where the shared volumes nobody placed go, why they cannot, and whether any is out of the
+        host's reach now. Cluster and zone-wide pools make it the same answer for every host of a
+        cluster, so it is worked out once per cluster (when nothing is placed explicitly)."""
+        plan = None if explicit else self._cluster_plans.get(host.cluster_id)
+        if plan is None:
+            shared = [v for v in self.volumes if not v.pool.is_local and v.id not in explicit]
+            moves: dict[int, int] = {}
+            problems = self._place(host, shared, {}, moves, defaultdict(int))
+            if problems and self._partial:  # say why not over every pool, as the rules see them
+                self._load_whole_zone()
+                return self._shared_plan(host, explicit)
+            plan = (moves, problems, any(not placement.host_reaches(host, v.pool) for v in shared))
+            if not explicit:
+                self._cluster_plans[host.cluster_id] = plan
+        return plan
 
     def candidates(self) -> list[HostVerdict]:
         """Every other host of the zone, judged; suitable first, then those needing no storage

@@ -31,11 +31,11 @@ def test_missing_storage_tags_are_named():
 
 
 def test_capacity_counts_overprovisioning_and_allocation():
-    full = placement.PoolFacts(**{**POOL.__dict__, "allocated": 150})
+    full = POOL._replace(allocated=150)
     assert placement.capacity_refusal(full, 50, 2.0) is None
     assert "not enough capacity: needs 51 B, 50 B free" in placement.capacity_refusal(full, 51, 2.0)
 
 
 def test_a_pool_in_maintenance_is_refused_with_its_state():
-    down = placement.PoolFacts(**{**POOL.__dict__, "state": "Maintenance"})
+    down = POOL._replace(state="Maintenance")
     assert "in maintenance" in placement.state_refusal(down)
