@@ -85,9 +85,10 @@ def candidate_pools(session: Session, zone_id: int, needs: list[str | None], ove
     def plain(*where):
         return select(*_FIRST, used, P.id).outerjoin(allocated, allocated.c.pool_id == P.id).where(*where)
 
-    branches = [plain(P.zone_id == zone_id, P.scope == "ZONE", P.is_local.is_(False))]
+    # By scope, which ix_storage_pools_zone_scope finds directly (local pools are HOST-scoped).
+    branches = [plain(P.zone_id == zone_id, P.scope == "ZONE")]
     if include_local:
-        branches.append(plain(P.zone_id == zone_id, P.is_local.is_(True)))
+        branches.append(plain(P.zone_id == zone_id, P.scope == "HOST"))
     if pool_ids:
         branches.append(plain(P.zone_id == zone_id, P.id.in_(pool_ids)))
     if needs:
