@@ -1,11 +1,13 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 
 from orchestrator import cancel, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
+from orchestrator.states import JobPhase, JobStatus
 
+from .params import UUID_RE
 from .registry import Context, command, like, listing
 
 
@@ -22,12 +24,41 @@ def _render(ctx: Context):
     return render
 
 
+def _poll_query():
+    """One statement for a poll: the job, its user's and account's UUIDs, and - while it is queued -
+    its queue position, computed as ``slots.queue_position`` does (1 + the queued jobs submitted
+    before it that use one of its hosts; a test compares the two)."""
+    job, user, account = m.AsyncJob.__table__, m.User.__table__, m.Account.__table__
+    older = job.alias("older")
+    hosts = [job.c.host_id, job.c.dest_host_id]
+    ahead = (select(func.count()).select_from(older)
+             .where(older.c.status == JobStatus.PENDING, older.c.phase == JobPhase.QUEUED,
+                    older.c.id < job.c.id, or_(older.c.host_id.in_(hosts), older.c.dest_host_id.in_(hosts)))
+             .scalar_subquery())
+    position = case((and_(job.c.status == JobStatus.PENDING, job.c.phase == JobPhase.QUEUED), ahead + 1),
+                    else_=None)
+    return (select(*job.c, user.c.uuid.label("user_uuid"), account.c.uuid.label("account_uuid"),
+                   position.label("queue_position"))
+            .join_from(job, user, job.c.user_id == user.c.id)
+            .join_from(user, account, user.c.account_id == account.c.id))
+
+
+POLL = _poll_query()
+
+
 @command("queryAsyncJobResult")
 def query_async_job_result(ctx: Context) -> dict:
-    job = ctx.params.entity(ctx.session, m.AsyncJob, "jobid", required=True)
+    value = ctx.params.required("jobid")
+    if not UUID_RE.match(value):
+        raise ctx.params.invalid("jobid", value)
+    uuids = {value.lower(), value}  # stored lower-cased; an exact match as Params.entity allows
+    rows = ctx.read(POLL.where(m.AsyncJob.__table__.c.uuid.in_(sorted(uuids))))
+    if not rows:
+        raise ctx.params.invalid("jobid", value)
+    job = min(rows, key=lambda row: row.uuid != value.lower())
     if ctx.caller.account_type == 0 and job.account_id != ctx.caller.account_id:
         raise PermissionDenied(f"Account does not have permission to see job {job.uuid}")
-    return _render(ctx)(job)
+    return responses.async_job_fields(job, job.account_uuid, job.user_uuid, job.queue_position)
 
 
 @command("listAsyncJobs")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
@@ -22,6 +23,12 @@ class Context:
     db: Database
     enqueue: Callable[[int], None]
     settings: Settings
+    reads: Engine | None = None  # for single-statement reads outside the session (``reader``)
+
+    def read(self, statement):
+        """Run one read-only statement outside the session's transaction; its Result, buffered."""
+        with (self.reads or reader(self.db)).connect() as conn:
+            return conn.execute(statement).all()
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,19 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+
+
+def reader(db: Database) -> Engine:
+    """The engine for single-statement reads of ``db``: on PostgreSQL in autocommit (one statement
+    sees one consistent snapshot by itself, and no BEGIN and ROLLBACK round trips are needed);
+    elsewhere the engine itself (SQLite's BEGIN IMMEDIATE hook must keep pairing with a rollback)."""
+    engine = getattr(db, "_motion_reader", None)
+    if engine is None:
+        engine = db.engine
+        if db.engine.dialect.name == "postgresql":
+            engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        db._motion_reader = engine
+    return engine
 
 
 def command(name: str, admin_only: bool = False):
