@@ -16,12 +16,11 @@ from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from orchestrator import config
+from orchestrator.accounts import credentials_by_api_key
 from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter, MotionError, UnsupportedAction
 
 from . import audit, command_modules  # noqa: F401  (command_modules registers the commands)
-from orchestrator.accounts import credentials_by_api_key
-
 from .auth import CREDENTIALS_TTL, CredentialsCache, authenticate_signed, by_session
 from .auth_commands import SELF_AUTHENTICATED
 from .errors import error_response, http_error_response, json_response
@@ -31,12 +30,15 @@ from .registry import COMMANDS, Context, reader
 from .session import COOKIE, apply_cookie, resume
 
 log = logging.getLogger(__name__)
+PING_IDLE_SECONDS = 1.0
 
 
 def create_app(settings: config.Settings | None = None, db: Database | None = None,
                enqueue: Callable[[int], None] | None = None) -> Flask:
     settings = settings or config.from_env()
-    db = db or Database(settings.database_url)
+    # Its own database: ping pooled connections only after a second idle (see db.make_engine).
+    db = db or Database(settings.database_url, **({} if settings.database_url.startswith("sqlite")
+                                                  else {"ping_idle_seconds": PING_IDLE_SECONDS}))
     if enqueue is None:
         from workers.app import celery_enqueuer
 
@@ -117,5 +119,5 @@ def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, c
                 raise UnsupportedAction(f"The given command:{name} does not exist or it is not "
                                         f"available for user")
             tracker.caller = caller
-            ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings, reads)
+            ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings, reads, uow)
             return {f"{name.lower()}response": cmd.handler(ctx)}

@@ -1,7 +1,7 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 
 from orchestrator import cancel, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
@@ -44,6 +44,8 @@ def _poll_query():
 
 
 POLL = _poll_query()
+POLL_ONE = POLL.where(m.AsyncJob.__table__.c.uuid == bindparam("uuid"))
+POLL_ANY = POLL.where(m.AsyncJob.__table__.c.uuid.in_(bindparam("uuids", expanding=True)))
 
 
 @command("queryAsyncJobResult")
@@ -51,8 +53,10 @@ def query_async_job_result(ctx: Context) -> dict:
     value = ctx.params.required("jobid")
     if not UUID_RE.match(value):
         raise ctx.params.invalid("jobid", value)
-    uuids = {value.lower(), value}  # stored lower-cased; an exact match as Params.entity allows
-    rows = ctx.read(POLL.where(m.AsyncJob.__table__.c.uuid.in_(sorted(uuids))))
+    if value == value.lower():
+        rows = ctx.read(POLL_ONE, {"uuid": value})
+    else:  # stored lower-cased; an exact match is accepted too, as Params.entity does
+        rows = ctx.read(POLL_ANY, {"uuids": [value.lower(), value]})
     if not rows:
         raise ctx.params.invalid("jobid", value)
     job = min(rows, key=lambda row: row.uuid != value.lower())
@@ -81,15 +85,14 @@ def list_async_jobs(ctx: Context) -> dict:
 
 @command("migrateVolume", admin_only=True)
 def migrate_volume(ctx: Context) -> dict:
-    volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True)
+    # One unit of work: the request's own, which loads what intake checks and then commits.
+    volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True,
+                               options=motion.VOLUME_INTAKE_OPTIONS)
     pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
     livemigrate = ctx.params.boolean("livemigrate")
-    ids = (volume.id, pool.id)
     params = {"volumeid": volume.uuid, "storageid": pool.uuid, "livemigrate": str(livemigrate).lower()}
-    # Intake runs in its own unit of work: end this read transaction first (on SQLite it holds
-    # the write lock) and do not touch its objects afterwards.
-    ctx.session.rollback()
-    job_uuid = motion.migrate_volume(ctx.db, ctx.enqueue, ctx.caller, *ids, livemigrate, params)
+    job_uuid = motion.accept_volume_migration(ctx.db, ctx.uow, ctx.enqueue, ctx.caller, volume, pool,
+                                              livemigrate, params)
     return {"jobid": job_uuid}
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db import Database
+from orchestrator.db import Database, UnitOfWork
 from orchestrator.motion import Caller
 
 from .params import Params
@@ -24,11 +24,12 @@ class Context:
     enqueue: Callable[[int], None]
     settings: Settings
     reads: Engine | None = None  # for single-statement reads outside the session (``reader``)
+    uow: UnitOfWork | None = None  # the request's unit of work, whose session is ``session``
 
-    def read(self, statement):
-        """Run one read-only statement outside the session's transaction; its Result, buffered."""
+    def read(self, statement, params: dict | None = None) -> list:
+        """Run one read-only statement outside the session's transaction; its rows."""
         with (self.reads or reader(self.db)).connect() as conn:
-            return conn.execute(statement).all()
+            return conn.execute(statement, params).all()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from bench import _stack  # noqa: E402
 
 
 class Counts:
-    """Statements (by first word), transactions and pool checkouts/pings on one engine."""
+    """Statements (by first word), psycopg's own BEGIN/COMMIT/ROLLBACK round trips, and pool
+    checkouts and pings on one engine."""
 
     def __init__(self, engine):
         self.counter: Counter = Counter()
@@ -42,6 +43,16 @@ class Counts:
             self.counter.update(["ping"])
             return ping(conn)
         dialect.do_ping = counted_ping
+
+        import psycopg._connection_base as base
+
+        original, counter = base.BaseConnection._exec_command, self
+
+        def counted_command(conn, command, *args, **kwargs):
+            text = command.decode() if isinstance(command, bytes) else str(command)
+            counter.counter.update([text.split(None, 1)[0].upper()])
+            return original(conn, command, *args, **kwargs)
+        base.BaseConnection._exec_command = counted_command
 
     def _statement(self, _conn, _cursor, statement, _params, _context, _many):
         self.counter.update(["statements", statement.lstrip().split(None, 1)[0].upper()])
@@ -88,13 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from api import create_app
         from orchestrator.config import Settings
-        from orchestrator.db import Database
 
         _stack.load(services.database_url, _stack.inventory(16, 4, max(1, args.requests // 128 + 1), 1, "64KiB"))
         key = c.create_admin_key(services.database_url)
         settings = Settings(database_url=services.database_url, broker_url=services.redis_url)
-        db = Database(settings.database_url)
-        app = create_app(settings, db)
+        app = create_app(settings)  # its own database and engine options, as under gunicorn
+        db = app.config["MOTION_DB"]
         flask = app.test_client()
         counts = Counts(db.engine)
 
@@ -114,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile == "cprofile":
                 import cProfile
 
-                profilers[kind] = cProfile.Profile()
+                profilers[kind] = cProfile.Profile(time.process_time)  # CPU, not waits
                 profilers[kind].start, profilers[kind].stop = profilers[kind].enable, profilers[kind].disable
             elif args.profile == "pyinstrument":
                 import pyinstrument
