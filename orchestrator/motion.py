@@ -216,12 +216,15 @@ def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
     except Exception:  # broker down: leave published_at empty for the scheduler
         log.exception("could not publish job %s; the scheduler will retry", job_id)
         return False
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # A lost stamp costs one duplicate wake-up (see the module's docstring): not worth
-            # waiting for a WAL flush on every submission.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})
+    try:
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # A lost stamp costs one duplicate wake-up (see the module's docstring): not worth
+                # waiting for a WAL flush on every submission.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})
+    except Exception:  # published all the same: the sweep will only wake it once more
+        log.warning("job %s published, but stamping it published failed", job_id, exc_info=True)
     return True
 
 
