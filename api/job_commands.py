@@ -24,6 +24,12 @@ def _render(ctx: Context):
     return render
 
 
+# What ``responses.async_job_fields`` and the permission check read of a job.
+POLL_COLUMNS = ("uuid", "account_id", "cmd", "status", "proc_status", "result_code", "created", "params",
+                "result", "phase", "bytes_done", "bytes_total", "rate", "eta", "progress",
+                "cancel_requested_at", "status_text")
+
+
 def _poll_query():
     """One statement for a poll: the job, its user's and account's UUIDs, and - while it is queued -
     its queue position, computed as ``slots.queue_position`` does (1 + the queued jobs submitted
@@ -37,7 +43,8 @@ def _poll_query():
              .scalar_subquery())
     position = case((and_(job.c.status == JobStatus.PENDING, job.c.phase == JobPhase.QUEUED), ahead + 1),
                     else_=None)
-    return (select(*job.c, user.c.uuid.label("user_uuid"), account.c.uuid.label("account_uuid"),
+    shown = [job.c[name] for name in POLL_COLUMNS]
+    return (select(*shown, user.c.uuid.label("user_uuid"), account.c.uuid.label("account_uuid"),
                    position.label("queue_position"))
             .join_from(job, user, job.c.user_id == user.c.id)
             .join_from(user, account, user.c.account_id == account.c.id))
