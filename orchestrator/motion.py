@@ -7,8 +7,8 @@ A ``migrateVolume`` costs one unit of work (the API's own, see ``accept_volume_m
 volume with its VM, host, pools and offering in one statement, the destination in another, the
 capability, the destination's allocation and the overprovisioning factor in a third, two
 compare-and-set UPDATEs, the job's and the event's ids reserved together, three INSERTs and the
-commit. Publishing after the commit stamps ``published_at`` in a short transaction that does not
-wait for its WAL flush: losing that stamp in a database crash only makes the sweep publish the job
+commit. Publishing after the commit stamps ``published_at`` in one round trip, a transaction that
+does not wait for its WAL flush: losing that stamp in a database crash only makes the sweep publish the job
 again (``publish_unpublished``), and a second wake-up is harmless (the lease guards the job).
 """
 from __future__ import annotations
@@ -208,6 +208,13 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
     return job_uuid
 
 
+def _autocommit(db: Database):
+    engine = getattr(db, "_motion_autocommit", None)
+    if engine is None:
+        engine = db._motion_autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
     """Send the wake-up for a committed job and stamp it published. False if the broker failed;
     the scheduler publishes such jobs later (the job row is the truth, the message only wakes)."""
@@ -217,12 +224,19 @@ def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
         log.exception("could not publish job %s; the scheduler will retry", job_id)
         return False
     try:
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # A lost stamp costs one duplicate wake-up (see the module's docstring): not worth
-                # waiting for a WAL flush on every submission.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})
+        if db.engine.dialect.name == "postgresql":
+            # A lost stamp costs one duplicate wake-up (see the module's docstring): not worth
+            # waiting for a WAL flush on every submission. One round trip: a query string of
+            # several statements runs as one implicit transaction, to which SET LOCAL applies.
+            # The values are ours (an int and a timestamp), written as literals because such a
+            # string cannot carry parameters.
+            stamp = (f"SET LOCAL synchronous_commit TO OFF; UPDATE async_jobs SET published_at = "
+                     f"'{utcnow().isoformat(sep=' ')}' WHERE id = {int(job_id)} AND published_at IS NULL")
+            with _autocommit(db).connect() as conn:
+                conn.exec_driver_sql(stamp)
+        else:
+            with db.engine.begin() as conn:
+                conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})
     except Exception:  # published all the same: the sweep will only wake it once more
         log.warning("job %s published, but stamping it published failed", job_id, exc_info=True)
     return True
