@@ -12,34 +12,39 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from flask import Flask, request
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from orchestrator import config
+from orchestrator.accounts import credentials_by_api_key
 from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter, MotionError, UnsupportedAction
 
 from . import audit, command_modules  # noqa: F401  (command_modules registers the commands)
-from .auth import authenticate, by_session
+from .auth import CREDENTIALS_TTL, CredentialsCache, authenticate_signed, by_session
 from .auth_commands import SELF_AUTHENTICATED
 from .errors import error_response, http_error_response, json_response
 from .limits import MAX_BODY_BYTES, MAX_PARAMETERS, check_parameters, read_parameters
 from .params import Params
-from .registry import COMMANDS, Context
+from .registry import COMMANDS, Context, reader
 from .session import COOKIE, apply_cookie, resume
 
 log = logging.getLogger(__name__)
+PING_IDLE_SECONDS = 1.0
 
 
 def create_app(settings: config.Settings | None = None, db: Database | None = None,
                enqueue: Callable[[int], None] | None = None) -> Flask:
     settings = settings or config.from_env()
-    db = db or Database(settings.database_url)
+    # Its own database: ping pooled connections only after a second idle (see db.make_engine).
+    db = db or Database(settings.database_url, **({} if settings.database_url.startswith("sqlite")
+                                                  else {"ping_idle_seconds": PING_IDLE_SECONDS}))
     if enqueue is None:
         from workers.app import celery_enqueuer
 
         enqueue = celery_enqueuer(settings)
     audit.install(db)
+    credentials = CredentialsCache(0 if db.url.startswith("sqlite") else CREDENTIALS_TTL)
     app = Flask("motion-api")
     app.config["MOTION_DB"] = db
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -52,10 +57,14 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
         try:
             pairs = read_parameters(request)
             values = {k.lower(): v for k, v in pairs}
+            g.motion_values = values  # read once; api.observability logs from these
             name = values.get("command")
             check_parameters(pairs)
-            response = json_response(dispatch(db, enqueue, settings, name, pairs, values,
-                                              request.cookies.get(COOKIE)))
+            body = dispatch(db, enqueue, settings, name, pairs, values, request.cookies.get(COOKIE),
+                            credentials)
+            answer = next(iter(body.values()), None)
+            g.motion_job = answer.get("jobid") if isinstance(answer, dict) else None
+            response = json_response(body)
             apply_cookie(response)
             return response
         except MotionError as exc:
@@ -78,8 +87,14 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
     return app
 
 
-def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, cookie: str | None = None) -> dict:
-    """Run command ``name`` for the caller of this request; the body of its ``<name>response``."""
+def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, cookie: str | None = None,
+             credentials: CredentialsCache | None = None) -> dict:
+    """Run command ``name`` for the caller of this request; the body of its ``<name>response``.
+
+    A signed caller is checked before the command's unit of work begins, with one single-statement
+    read (none while its API key is cached in ``credentials``), so that read-only commands can
+    answer without opening a transaction at all.
+    """
     if not name:
         raise InvalidParameter("no command specified")
     cmd = COMMANDS.get(name)
@@ -90,15 +105,19 @@ def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, c
     if not self_authenticated and by_session(values, cookie):
         # Resuming may move the session's idle deadline: a write, so in its own unit of work.
         caller = resume(db, cookie, values.get("sessionkey"))
+    reads = reader(db)
+    if caller is None and not self_authenticated:
+        def load(api_key: str):
+            with reads.connect() as conn:
+                return credentials_by_api_key(conn, api_key)
+        caller = authenticate_signed(load, pairs, values, credentials)
     with audit.tracking(db, name, values) as tracker:
         with db.uow() as uow:
-            if caller is None and not self_authenticated:
-                caller = authenticate(uow.session, pairs, values)
             if cmd.admin_only and (caller is None or not caller.is_root_admin):
                 log.info("refused: %s is for root admins; caller account type %s", name,
                          caller.account_type if caller else None)
                 raise UnsupportedAction(f"The given command:{name} does not exist or it is not "
                                         f"available for user")
             tracker.caller = caller
-            ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings)
+            ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings, reads, uow)
             return {f"{name.lower()}response": cmd.handler(ctx)}

@@ -52,7 +52,8 @@ def _on_execute(state) -> None:
     if tracker is None or not (state.is_insert or state.is_update or state.is_delete):
         return
     tracker.changed = True
-    if state.is_insert and getattr(state.statement, "table", None) is Event.__table__:
+    # ``insert(Event)`` carries an annotated copy of the table: compare names, not identity.
+    if state.is_insert and getattr(getattr(state.statement, "table", None), "name", None) == Event.__tablename__:
         tracker.evented = True
 
 

@@ -1,11 +1,13 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 
 from orchestrator import cancel, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
+from orchestrator.states import JobPhase, JobStatus
 
+from .params import UUID_RE
 from .registry import Context, command, like, listing
 
 
@@ -22,12 +24,52 @@ def _render(ctx: Context):
     return render
 
 
+# What ``responses.async_job_fields`` and the permission check read of a job.
+POLL_COLUMNS = ("uuid", "account_id", "cmd", "status", "proc_status", "result_code", "created", "params",
+                "result", "phase", "bytes_done", "bytes_total", "rate", "eta", "progress",
+                "cancel_requested_at", "status_text")
+
+
+def _poll_query():
+    """One statement for a poll: the job, its user's and account's UUIDs, and - while it is queued -
+    its queue position, computed as ``slots.queue_position`` does (1 + the queued jobs submitted
+    before it that use one of its hosts; a test compares the two)."""
+    job, user, account = m.AsyncJob.__table__, m.User.__table__, m.Account.__table__
+    older = job.alias("older")
+    hosts = [job.c.host_id, job.c.dest_host_id]
+    ahead = (select(func.count()).select_from(older)
+             .where(older.c.status == JobStatus.PENDING, older.c.phase == JobPhase.QUEUED,
+                    older.c.id < job.c.id, or_(older.c.host_id.in_(hosts), older.c.dest_host_id.in_(hosts)))
+             .scalar_subquery())
+    position = case((and_(job.c.status == JobStatus.PENDING, job.c.phase == JobPhase.QUEUED), ahead + 1),
+                    else_=None)
+    shown = [job.c[name] for name in POLL_COLUMNS]
+    return (select(*shown, user.c.uuid.label("user_uuid"), account.c.uuid.label("account_uuid"),
+                   position.label("queue_position"))
+            .join_from(job, user, job.c.user_id == user.c.id)
+            .join_from(user, account, user.c.account_id == account.c.id))
+
+
+POLL = _poll_query()
+POLL_ONE = POLL.where(m.AsyncJob.__table__.c.uuid == bindparam("uuid"))
+POLL_ANY = POLL.where(m.AsyncJob.__table__.c.uuid.in_(bindparam("uuids", expanding=True)))
+
+
 @command("queryAsyncJobResult")
 def query_async_job_result(ctx: Context) -> dict:
-    job = ctx.params.entity(ctx.session, m.AsyncJob, "jobid", required=True)
+    value = ctx.params.required("jobid")
+    if not UUID_RE.match(value):
+        raise ctx.params.invalid("jobid", value)
+    if value == value.lower():
+        rows = ctx.read(POLL_ONE, {"uuid": value})
+    else:  # stored lower-cased; an exact match is accepted too, as Params.entity does
+        rows = ctx.read(POLL_ANY, {"uuids": [value.lower(), value]})
+    if not rows:
+        raise ctx.params.invalid("jobid", value)
+    job = min(rows, key=lambda row: row.uuid != value.lower())
     if ctx.caller.account_type == 0 and job.account_id != ctx.caller.account_id:
         raise PermissionDenied(f"Account does not have permission to see job {job.uuid}")
-    return _render(ctx)(job)
+    return responses.async_job_fields(job, job.account_uuid, job.user_uuid, job.queue_position)
 
 
 @command("listAsyncJobs")
@@ -50,15 +92,14 @@ def list_async_jobs(ctx: Context) -> dict:
 
 @command("migrateVolume", admin_only=True)
 def migrate_volume(ctx: Context) -> dict:
-    volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True)
+    # One unit of work: the request's own, which loads what intake checks and then commits.
+    volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True,
+                               options=motion.VOLUME_INTAKE_OPTIONS)
     pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
     livemigrate = ctx.params.boolean("livemigrate")
-    ids = (volume.id, pool.id)
     params = {"volumeid": volume.uuid, "storageid": pool.uuid, "livemigrate": str(livemigrate).lower()}
-    # Intake runs in its own unit of work: end this read transaction first (on SQLite it holds
-    # the write lock) and do not touch its objects afterwards.
-    ctx.session.rollback()
-    job_uuid = motion.migrate_volume(ctx.db, ctx.enqueue, ctx.caller, *ids, livemigrate, params)
+    job_uuid = motion.accept_volume_migration(ctx.db, ctx.uow, ctx.enqueue, ctx.caller, volume, pool,
+                                              livemigrate, params)
     return {"jobid": job_uuid}
 
 

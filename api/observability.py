@@ -16,7 +16,6 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -27,7 +26,6 @@ from sqlalchemy import text
 from orchestrator import logformat, metrics
 
 from .errors import json_response
-from .limits import read_parameters
 from .registry import COMMANDS
 
 log = logging.getLogger("api.requests")
@@ -52,11 +50,8 @@ def _job_id(name: str, values: dict, response) -> str | None:
     if values.get("jobid"):
         return values["jobid"][:64]
     if name in JOB_CREATING and response.status_code == 200:
-        try:
-            [body] = json.loads(response.get_data()).values()
-            return body.get("jobid")
-        except (ValueError, AttributeError):
-            return None
+        job = getattr(g, "motion_job", None)
+        return job if isinstance(job, str) else None
     return None
 
 
@@ -71,10 +66,9 @@ def register(app, db, settings) -> None:
     def _account(response):
         if request.path != "/client/api":
             return response
-        try:
-            values = {k.lower(): v for k, v in read_parameters(request)}
-        except Exception:  # refused before it was read: counted without a command
-            values = {}
+        # The parameters as ``client_api`` read them (once); absent when it refused the request
+        # before reading them: counted without a command.
+        values = getattr(g, "motion_values", None) or {}
         name = _command(values)
         seconds = time.perf_counter() - getattr(g, "motion_started", time.perf_counter())
         code = response.status_code

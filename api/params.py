@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidParameter, MalformedParameter
@@ -21,6 +21,20 @@ INTEGER_RE = re.compile(r"^[+-]?[0-9]{1,19}$")
 INT_MIN, INT_MAX = -2 ** 31, 2 ** 31 - 1  # Java's int, CloudStack's INTEGER
 MAX_PAGE_SIZE = 500
 MAX_PAGE = 1_000_000
+
+
+_BY_UUID: dict = {}
+
+
+def _by_uuid(model, options: tuple, several: bool):
+    """``select(model).where(uuid = :uuid)`` (``IN`` when ``several``), built once per shape."""
+    key = (model, options, several)
+    statement = _BY_UUID.get(key)
+    if statement is None:
+        column = model.uuid
+        where = column.in_(bindparam("uuid", expanding=True)) if several else column == bindparam("uuid")
+        statement = _BY_UUID[key] = select(model).options(*options).where(where)
+    return statement
 
 
 class Params:
@@ -51,16 +65,20 @@ class Params:
             f"{name} value={value} due to incorrect long value format, or entity does not exist or "
             f"due to incorrect parameter annotation for the field in api cmd class.")
 
-    def entity(self, session: Session, model, name: str, required: bool = False):
-        """The object whose UUID is parameter ``name`` (None when optional and absent)."""
+    def entity(self, session: Session, model, name: str, required: bool = False, options=()):
+        """The object whose UUID is parameter ``name`` (None when optional and absent); ``options``:
+        loader options (``joinedload``...) for what the caller will read of it."""
         value = self.required(name) if required else self.get(name)
         if not value:
             return None
         if not UUID_RE.match(value):
             raise self.invalid(name, value)
-        obj = session.scalar(select(model).where(model.uuid == value.lower()))
-        if obj is None:
-            obj = session.scalar(select(model).where(model.uuid == value))
+        # UUIDs are stored lower-cased; an exact match of a mixed-case one is accepted too.
+        if value == value.lower():
+            obj = session.scalar(_by_uuid(model, tuple(options), False), {"uuid": value})
+        else:
+            found = session.scalars(_by_uuid(model, tuple(options), True), {"uuid": [value.lower(), value]}).all()
+            obj = min(found, key=lambda o: o.uuid != value.lower()) if found else None
         if obj is None:
             raise self.invalid(name, value)
         return obj

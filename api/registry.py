@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db import Database
+from orchestrator.db import Database, UnitOfWork
 from orchestrator.motion import Caller
 
 from .params import Params
@@ -22,6 +23,13 @@ class Context:
     db: Database
     enqueue: Callable[[int], None]
     settings: Settings
+    reads: Engine | None = None  # for single-statement reads outside the session (``reader``)
+    uow: UnitOfWork | None = None  # the request's unit of work, whose session is ``session``
+
+    def read(self, statement, params: dict | None = None) -> list:
+        """Run one read-only statement outside the session's transaction; its rows."""
+        with (self.reads or reader(self.db)).connect() as conn:
+            return conn.execute(statement, params).all()
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,19 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+
+
+def reader(db: Database) -> Engine:
+    """The engine for single-statement reads of ``db``: on PostgreSQL in autocommit (one statement
+    sees one consistent snapshot by itself, and no BEGIN and ROLLBACK round trips are needed);
+    elsewhere the engine itself (SQLite's BEGIN IMMEDIATE hook must keep pairing with a rollback)."""
+    engine = getattr(db, "_motion_reader", None)
+    if engine is None:
+        engine = db.engine
+        if db.engine.dialect.name == "postgresql":
+            engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        db._motion_reader = engine
+    return engine
 
 
 def command(name: str, admin_only: bool = False):

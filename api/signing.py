@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime, timezone
+from typing import Iterator
 from urllib.parse import quote
 
 EXPIRES_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
@@ -24,16 +25,23 @@ def python_encode(value: str) -> str:
     return quote(value, safe="*")
 
 
-def canonical_strings(pairs: list[tuple[str, str]]) -> list[str]:
-    """The lower-cased strings a client may have signed for these (name, value) pairs."""
+def _variants(pairs: list[tuple[str, str]]) -> Iterator[str]:
+    """The lower-cased strings a client may have signed, most likely first, each computed only
+    when the ones before it did not match: CloudStack's order and encoding, then the variants."""
     pairs = [(k, v) for k, v in pairs if k.lower() != "signature"]
-    out: list[str] = []
-    for order in (sorted(pairs, key=lambda kv: kv[0]), sorted(pairs, key=lambda kv: kv[0].lower())):
+    seen: set[str] = set()
+    for by_lower_name in (False, True):
+        order = sorted(pairs, key=(lambda kv: kv[0].lower()) if by_lower_name else (lambda kv: kv[0]))
         for encode in (java_encode, python_encode):
             text = "&".join(f"{k}={encode(v)}" for k, v in order).lower()
-            if text not in out:
-                out.append(text)
-    return out
+            if text not in seen:
+                seen.add(text)
+                yield text
+
+
+def canonical_strings(pairs: list[tuple[str, str]]) -> list[str]:
+    """The lower-cased strings a client may have signed for these (name, value) pairs."""
+    return list(_variants(pairs))
 
 
 def sign(text: str, secret: str) -> str:
@@ -47,7 +55,14 @@ def sign_pairs(pairs: list[tuple[str, str]], secret: str) -> str:
 
 
 def signature_matches(pairs: list[tuple[str, str]], secret: str, signature: str) -> bool:
-    return any(hmac.compare_digest(sign(text, secret), signature) for text in canonical_strings(pairs))
+    """Whether ``signature`` signs one of the canonical strings; a correctly signed CloudStack
+    request builds one string and one HMAC (the variants are built only after a mismatch)."""
+    key, given = secret.encode("utf-8"), signature.encode("utf-8", "replace")
+    for text in _variants(pairs):
+        digest = base64.b64encode(hmac.new(key, text.encode("utf-8"), hashlib.sha1).digest())
+        if hmac.compare_digest(digest, given):
+            return True
+    return False
 
 
 def parse_expires(value: str) -> datetime | None:

@@ -5,13 +5,20 @@ CloudStack roles by account type: 1 root admin, 2 domain admin, 0 user; everythi
 one ROOT domain. API keys belong to users; the secret key signs requests and is never logged or
 listed. Passwords are kept only as slow salted hashes (``passwords``). Functions here flush but
 never commit: the caller owns the unit of work.
+
+Changes to who may call (a user or account disabled or enabled) go through ``set_state``, which
+moves ``credentials_generation()`` when it flushes and again once its transaction commits: an
+API process that caches credentials (``api.auth``) drops what it cached before, at once for
+changes made in the same process, within its cache's lifetime for changes made elsewhere.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, joinedload
 
 from . import passwords, sessions
@@ -23,6 +30,48 @@ ROLE_NAMES = {v: k for k, v in ROLES.items()}
 ROOT_DOMAIN_UUID = "8d0a5f4e-6c4b-4c55-9d7e-000000000001"  # the one domain, as CloudStack's ROOT
 ROOT_DOMAIN_NAMES = {"", "/", "ROOT", "/ROOT", "/ROOT/"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
+
+
+_generations = itertools.count(1)
+_generation = next(_generations)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a signed request needs to know about the owner of an API key (one row, no ORM)."""
+
+    user_id: int
+    account_id: int
+    account_type: int
+    username: str
+    secret_key: str | None
+    active: bool  # the user and its account are both enabled
+
+
+def credentials_generation() -> int:
+    """A number that changes whenever this process changes a user's or an account's state."""
+    return _generation
+
+
+def _bump(*_args) -> None:
+    global _generation
+    _generation = next(_generations)
+
+
+def _credentials_changed(session: Session) -> None:
+    """Invalidate cached credentials now and again when ``session`` commits (a reader may cache
+    the old row between this flush and the commit)."""
+    _bump()
+    event.listen(session, "after_commit", _bump, once=True)
+
+
+def credentials_by_api_key(connection, api_key: str) -> Credentials | None:
+    """The credentials of ``api_key`` in one Core statement (``connection``: a Connection or Session)."""
+    row = connection.execute(_CREDENTIALS.where(User.__table__.c.api_key == api_key)).first()
+    if row is None:
+        return None
+    return Credentials(row.id, row.account_id, row.account_type, row.username, row.secret_key,
+                       row.user_state == "enabled" and row.account_state == "enabled")
 
 
 def new_key() -> str:
@@ -126,6 +175,7 @@ def set_state(session: Session, state: str, api_key: str | None = None,
     else:
         raise InvalidParameter("name an api key or an account")
     session.flush()
+    _credentials_changed(session)
     if state == "disabled":
         sessions.end_all(session, [u.id for u in users])
     return users
@@ -160,3 +210,9 @@ def record(session: Session, user: User, type_: str, description: str, level: st
     session.add(event)
     session.flush()
     return event
+
+
+_CREDENTIALS = (select(User.__table__.c.id, User.__table__.c.account_id, User.__table__.c.username,
+                       User.__table__.c.secret_key, User.__table__.c.state.label("user_state"),
+                       Account.__table__.c.account_type, Account.__table__.c.state.label("account_state"))
+                .join_from(User.__table__, Account.__table__, User.__table__.c.account_id == Account.__table__.c.id))

@@ -40,10 +40,45 @@ def make_engine(url: str, **kwargs) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    ping_idle = kwargs.pop("ping_idle_seconds", None)
+    kwargs.setdefault("pool_pre_ping", ping_idle is None)
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 5)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping_idle is not None:
+        _ping_when_idle(engine, ping_idle)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """Ping a pooled connection at checkout only when it has been idle for ``seconds`` or more.
+
+    ``pool_pre_ping`` costs a round trip on every checkout; a busy API process takes a connection
+    back within milliseconds of returning it, when a ping tells nothing new. After a quiet spell
+    (when a restarted or failed-over database would go unnoticed) the connection is pinged, and a
+    dead one is replaced before use. A connection that dies while in use fails its request; the
+    pool then replaces every connection older than that failure (SQLAlchemy's pool invalidation),
+    so after a database restart under load each process fails at most the requests it had under
+    way plus one.
+    """
+    import time
+
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(_dbapi_conn, record):
+        if record is not None:
+            record.info["motion_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):
+        since = record.info.get("motion_idle_since")
+        if since is None or time.monotonic() - since < seconds:
+            return  # a new connection, or one in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool retries the checkout with a new connection
+            raise DisconnectionError(f"connection idle {time.monotonic() - since:.0f} s failed its ping") from exc
 
 
 class Database:

@@ -2,6 +2,14 @@
 
 Everything the request needs is checked before anything changes; the state changes, the job row
 and the Scheduled event are one transaction; the job id is published only after that commit.
+
+A ``migrateVolume`` costs one unit of work (the API's own, see ``accept_volume_migration``): the
+volume with its VM, host, pools and offering in one statement, the destination in another, the
+capability, the destination's allocation and the overprovisioning factor in a third, two
+compare-and-set UPDATEs, the job's and the event's ids reserved together, three INSERTs and the
+commit. Publishing after the commit stamps ``published_at`` in one round trip, a transaction that
+does not wait for its WAL flush: losing that stamp in a database crash only makes the sweep publish the job
+again (``publish_unpublished``), and a second wake-up is harmless (the lease guards the job).
 """
 from __future__ import annotations
 
@@ -10,13 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session, joinedload
 
 from . import events, globalconfig, logcontext, placement
-from .db import Database, cas
-from .errors import ConcurrentOperation, InvalidParameter
-from .models import AsyncJob, HypervisorCapability, JobResource, StoragePool, VirtualMachine, Volume, utcnow
+from .db import Database
+from .errors import InvalidParameter
+from .models import (AsyncJob, Configuration, Event, HypervisorCapability, JobResource, StoragePool,
+                     VirtualMachine, Volume, new_uuid, utcnow)
 from .states import JobPhase, VmState, VolumeState
 
 log = logging.getLogger(__name__)
@@ -52,7 +61,62 @@ def pool_facts(session: Session, pool: StoragePool) -> placement.PoolFacts:
                                capacity=pool.capacity_bytes, allocated=int(allocated))
 
 
-def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, livemigrate: bool) -> None:
+# What the checks and the log lines of a volume migration read from the volume, in one statement.
+VOLUME_INTAKE_OPTIONS = (joinedload(Volume.vm).joinedload(VirtualMachine.host), joinedload(Volume.pool),
+                         joinedload(Volume.disk_offering))
+OVERPROVISIONING = "storage.overprovisioning.factor"
+
+
+@dataclass(frozen=True)
+class IntakeFacts:
+    """What ``check_migrate_volume`` reads besides the volume and the pool."""
+
+    storage_motion: bool  # the host's hypervisor version supports storage motion
+    allocated: int  # bytes of volumes on the destination pool
+    overprovisioning: float
+
+
+def _intake_facts_query():
+    supported = (select(HypervisorCapability.storage_migration_supported)
+                 .where(HypervisorCapability.hypervisor_type == bindparam("hypervisor"),
+                        HypervisorCapability.hypervisor_version == bindparam("version"))
+                 .limit(1).scalar_subquery())
+    allocated = (select(func.coalesce(func.sum(Volume.size), 0)).where(Volume.pool_id == bindparam("pool_id"))
+                 .scalar_subquery())
+    factor = select(Configuration.value).where(Configuration.name == OVERPROVISIONING).scalar_subquery()
+    return select(supported, allocated, factor)
+
+
+# Statements built once (building and hashing them per request costs more than running them).
+_INTAKE_FACTS = _intake_facts_query()
+_LOCK_VM = (update(VirtualMachine.__table__)
+            .where(VirtualMachine.__table__.c.id == bindparam("vm_id"),
+                   VirtualMachine.__table__.c.state == VmState.RUNNING)
+            .values(state=VmState.RUNNING))
+_TAKE_VOLUME = (update(Volume.__table__)
+                .where(Volume.__table__.c.id == bindparam("volume_id"),
+                       Volume.__table__.c.state == VolumeState.READY)
+                .values(state=VolumeState.MIGRATING))
+_INSERT_JOB = insert(AsyncJob.__table__)
+_INSERT_RESOURCE = insert(JobResource.__table__)
+_INSERT_EVENT = insert(Event.__table__)
+_STAMP_PUBLISHED = (update(AsyncJob.__table__)
+                    .where(AsyncJob.__table__.c.id == bindparam("job_id"),
+                           AsyncJob.__table__.c.published_at.is_(None))
+                    .values(published_at=bindparam("now")))
+
+
+def intake_facts(session: Session, host, dest: StoragePool) -> IntakeFacts:
+    """``storage_motion_supported``, ``pool_facts``' allocation and the overprovisioning factor,
+    in one statement."""
+    row = session.execute(_INTAKE_FACTS, {"hypervisor": host.hypervisor, "version": host.hypervisor_version,
+                                          "pool_id": dest.id}).one()
+    return IntakeFacts(bool(row[0]), int(row[1] or 0),
+                       float(row[2] if row[2] is not None else globalconfig.DEFAULTS[OVERPROVISIONING]))
+
+
+def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, livemigrate: bool,
+                         facts: IntakeFacts | None = None) -> None:
     """Raise InvalidParameter with the first reason this live volume migration cannot happen."""
     if volume.state != VolumeState.READY:
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
@@ -63,7 +127,8 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
         raise InvalidParameter(f"Volume {volume.name} is {state}; only live migration of a volume "
                                f"attached to a Running VM is supported")
     host = vm.host
-    if not storage_motion_supported(session, host.hypervisor, host.hypervisor_version):
+    facts = facts or intake_facts(session, host, dest)
+    if not facts.storage_motion:
         raise InvalidParameter(
             f"Storage motion is not supported on host {host.name}: hypervisor {host.hypervisor} "
             f"version {host.hypervisor_version} has storage_migration_supported = 0")
@@ -72,12 +137,13 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
                                f"the parameter livemigrate should be specified")
     if dest.id == volume.pool_id:
         raise InvalidParameter(f"Volume {volume.name} is already on storage pool {dest.name}")
-    facts = pool_facts(session, dest)
-    factor = globalconfig.overprovisioning_factor(session)
+    pool = placement.PoolFacts(name=dest.name, is_local=dest.is_local, scope=dest.scope, state=dest.state,
+                               zone_id=dest.zone_id, cluster_id=dest.cluster_id, host_id=dest.host_id,
+                               tags=dest.tags, capacity=dest.capacity_bytes, allocated=facts.allocated)
     reasons = placement.volume_pool_refusals(
-        src_local=volume.pool.is_local, dest=facts, host_zone_id=host.zone_id,
+        src_local=volume.pool.is_local, dest=pool, host_zone_id=host.zone_id,
         host_cluster_id=host.cluster_id, offering_tags=volume.disk_offering.tags,
-        offering_name=volume.disk_offering.name, size=volume.size, overprovisioning=factor)
+        offering_name=volume.disk_offering.name, size=volume.size, overprovisioning=facts.overprovisioning)
     logcontext.log_decision("pools", f"volume {volume.name} (migrateVolume)",
                             [{"name": dest.name, "suitable": not reasons, "reasons": reasons}],
                             chosen=None if reasons else dest.name, volume=volume.uuid,
@@ -91,39 +157,62 @@ def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller,
                    pool_id: int, livemigrate: bool, params: dict) -> str:
     """Accept a live volume migration; returns the job's UUID. Changes nothing if it refuses."""
     with db.uow() as uow:
-        s = uow.session
-        volume = s.get(Volume, volume_id)
-        dest = s.get(StoragePool, pool_id)
-        check_migrate_volume(s, volume, dest, livemigrate)
-        try:
-            # Lock the VM as Running too, so a VM migration that starts at the same moment and
-            # this volume migration cannot both win.
-            cas(s, VirtualMachine, volume.vm.id, {"state": VmState.RUNNING}, {"state": VmState.RUNNING})
-            cas(s, Volume, volume.id, {"state": VolumeState.READY},
-                {"state": VolumeState.MIGRATING}, what=f"volume {volume.name}")
-        except ConcurrentOperation:
-            raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
-                                   f"another operation has just taken it") from None
-        job = AsyncJob(account_id=caller.account_id, user_id=caller.user_id, command="migrateVolume",
-                       cmd=MIGRATE_VOLUME_CMD, params=json.dumps(params), phase=JobPhase.QUEUED,
-                       host_id=volume.vm.host_id, bytes_total=volume.size)
-        s.add(job)
-        s.flush()
-        s.add(JobResource(job_id=job.id, resource_type="Volume", resource_id=volume.id,
-                          src_pool_id=volume.pool_id, dest_pool_id=dest.id,
-                          src_host_id=volume.vm.host_id))
-        ev = events.record(s, job, events.VOLUME_MIGRATE, "Scheduled",
-                           f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}")
-        job.start_event_id = ev.id
-        ev.start_id = ev.id
-        job_id, job_uuid = job.id, job.uuid
-        what = logcontext.fields(job=job_uuid, volume=volume.uuid, vm=volume.vm.name, host=volume.vm.host.name,
-                                 pool=dest.name, src_pool=volume.pool.name)
-        uow.after_commit(lambda: publish(db, enqueue, job_id))
-        uow.commit()
+        volume = uow.session.scalar(select(Volume).options(*VOLUME_INTAKE_OPTIONS).where(Volume.id == volume_id))
+        dest = uow.session.get(StoragePool, pool_id)
+        return accept_volume_migration(db, uow, enqueue, caller, volume, dest, livemigrate, params)
+
+
+def _reserve_ids(s: Session) -> tuple[int, int]:
+    """Ids for a new job and its Scheduled event, so that each row can name the other (the event's
+    ``start_id`` is its own id) without an UPDATE after the INSERTs."""
+    if s.get_bind().dialect.name == "postgresql":
+        row = s.execute(text("SELECT nextval('async_jobs_id_seq'), nextval('events_id_seq')")).one()
+    else:  # SQLite: this transaction began with BEGIN IMMEDIATE and holds the only write lock
+        row = s.execute(text("SELECT (SELECT coalesce(max(id), 0) + 1 FROM async_jobs), "
+                             "(SELECT coalesce(max(id), 0) + 1 FROM events)")).one()
+    return int(row[0]), int(row[1])
+
+
+def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], caller: Caller, volume: Volume,
+                            dest: StoragePool, livemigrate: bool, params: dict) -> str:
+    """Check, record and commit a volume migration in ``uow`` (whose session loaded ``volume`` with
+    ``VOLUME_INTAKE_OPTIONS``, and ``dest``), then publish it; the job's UUID. Changes nothing if
+    it refuses."""
+    s = uow.session
+    check_migrate_volume(s, volume, dest, livemigrate)
+    vm = volume.vm
+    # Compare-and-set, as ``db.cas``: lock the VM as Running too, so that a VM migration that
+    # starts at the same moment and this volume migration cannot both win.
+    if (s.execute(_LOCK_VM, {"vm_id": vm.id}).rowcount != 1
+            or s.execute(_TAKE_VOLUME, {"volume_id": volume.id}).rowcount != 1):
+        raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
+                               f"another operation has just taken it")
+    job_id, event_id = _reserve_ids(s)
+    job_uuid = new_uuid()
+    s.execute(_INSERT_JOB, {
+        "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
+        "command": "migrateVolume", "cmd": MIGRATE_VOLUME_CMD, "params": json.dumps(params),
+        "phase": JobPhase.QUEUED, "host_id": vm.host_id, "bytes_total": volume.size, "start_event_id": event_id})
+    s.execute(_INSERT_RESOURCE, {"job_id": job_id, "resource_type": "Volume", "resource_id": volume.id,
+                                 "src_pool_id": volume.pool_id, "dest_pool_id": dest.id, "src_host_id": vm.host_id})
+    s.execute(_INSERT_EVENT, {
+        "id": event_id, "type": events.VOLUME_MIGRATE, "state": "Scheduled", "level": "INFO",
+        "description": f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}",
+        "account_id": caller.account_id, "user_id": caller.user_id, "job_id": job_id, "start_id": event_id})
+    what = logcontext.fields(job=job_uuid, volume=volume.uuid, vm=vm.name, host=vm.host.name,
+                             pool=dest.name, src_pool=volume.pool.name)
+    uow.after_commit(lambda: publish(db, enqueue, job_id))
+    uow.commit()
     log.info("job %s accepted: migrate volume %s of VM %s from pool %s to pool %s", job_uuid,
              volume.name, what["vm"], what["src_pool"], dest.name, extra=what)
     return job_uuid
+
+
+def _autocommit(db: Database):
+    engine = getattr(db, "_motion_autocommit", None)
+    if engine is None:
+        engine = db._motion_autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
@@ -134,11 +223,22 @@ def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
     except Exception:  # broker down: leave published_at empty for the scheduler
         log.exception("could not publish job %s; the scheduler will retry", job_id)
         return False
-    with db.uow() as uow:
-        job = uow.session.get(AsyncJob, job_id)
-        if job is not None and job.published_at is None:
-            job.published_at = utcnow()
-            uow.commit()
+    try:
+        if db.engine.dialect.name == "postgresql":
+            # A lost stamp costs one duplicate wake-up (see the module's docstring): not worth
+            # waiting for a WAL flush on every submission. One round trip: a query string of
+            # several statements runs as one implicit transaction, to which SET LOCAL applies.
+            # The values are ours (an int and a timestamp), written as literals because such a
+            # string cannot carry parameters.
+            stamp = (f"SET LOCAL synchronous_commit TO OFF; UPDATE async_jobs SET published_at = "
+                     f"'{utcnow().isoformat(sep=' ')}' WHERE id = {int(job_id)} AND published_at IS NULL")
+            with _autocommit(db).connect() as conn:
+                conn.exec_driver_sql(stamp)
+        else:
+            with db.engine.begin() as conn:
+                conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})
+    except Exception:  # published all the same: the sweep will only wake it once more
+        log.warning("job %s published, but stamping it published failed", job_id, exc_info=True)
     return True
 
 

@@ -156,8 +156,13 @@ def volume(v: m.Volume, full: bool = True) -> dict:
 
 def async_job(job: m.AsyncJob, account: m.Account, user: m.User,
               queue_position: int | None = None) -> dict:
+    return async_job_fields(job, account.uuid, user.uuid, queue_position)
+
+
+def async_job_fields(job, account_uuid: str, user_uuid: str, queue_position: int | None = None) -> dict:
+    """``async_job`` from anything with the job's column attributes (a model or a Core row)."""
     out = {
-        "accountid": account.uuid, "userid": user.uuid, "cmd": job.cmd,
+        "accountid": account_uuid, "userid": user_uuid, "cmd": job.cmd,
         "jobstatus": job.status, "jobprocstatus": job.proc_status,
         "jobresultcode": job.result_code, "created": cs_date(job.created), "jobid": job.uuid,
     }
