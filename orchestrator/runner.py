@@ -135,8 +135,10 @@ class Runner:
         with self.db.uow() as uow:
             s = uow.session
             job = s.get(AsyncJob, job_id)
-            if job is None or job.status != JobStatus.PENDING:
-                return "skipped"
+            if job is None or job.status != JobStatus.PENDING or (
+                    job.lease_owner is not None and job.lease_expires_at is not None
+                    and job.lease_expires_at >= utcnow()):
+                return "skipped"  # a duplicate wake-up: finished, or someone holds it (the claim decides)
             plan = load_plan(s, job, self.settings)
             if plan is None:
                 return "skipped"
