@@ -9,6 +9,8 @@ file ``<dir>/<id>.json`` (``{"record", "request", "internal"}``) written atomica
 changes are compare-and-set under one lock, so an abort and a finishing worker can never both
 win; each one is logged as one line. Progress is kept in memory and written to disk at most
 once a second; ``rate`` is measured over the last few seconds when the record is read.
+``wait_terminal`` lets a reader wait (a bounded time) for a command to end, woken by the
+transition itself.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class CommandStore:
         self._host = host
         self._dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified on every state change
         self._entries: dict[str, dict] = {}
         self._persisted_at: dict[str, float] = {}
         self._samples: dict[str, deque] = {}  # command id -> (monotonic time, bytes moved)
@@ -106,6 +109,18 @@ class CommandStore:
         span = now - base[0]
         return int((samples[-1][1] - base[1]) / span) if span > 0 else 0
 
+    def wait_terminal(self, command_id: str, timeout: float) -> dict | None:
+        """The record once the command is terminal, or after ``timeout`` seconds, whichever comes
+        first; ``None`` for an unknown id."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while command_id in self._entries and self._entries[command_id]["record"]["state"] not in TERMINAL:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            return self._view(command_id) if command_id in self._entries else None
+
     def request(self, command_id: str) -> dict:
         """The validated request that created the command."""
         with self._lock:
@@ -142,6 +157,7 @@ class CommandStore:
             record.update(changes)
             record["updated"] = utc_now_iso()
             self._persist(command_id)
+            self._changed.notify_all()
             log.info("host %s command %s %s %s -> %s %s bytes=%d/%d%s", self._host, command_id, record["type"],
                      old, new, describe(entry["request"]), record["bytesDone"], record["bytesTotal"],
                      f" error={record['error']!r}" if record["error"] else

@@ -95,8 +95,9 @@ class HostAgent(StorageMixin, VmsMixin):
             "guestWritesPerSecond": self.guest.writes_per_second,
         }
 
-    def command(self, command_id: str) -> dict:
-        record = self.commands.get(command_id)
+    def command(self, command_id: str, wait: float = 0.0) -> dict:
+        """The command's record; with ``wait`` > 0, once it is terminal or after ``wait`` seconds."""
+        record = self.commands.get(command_id) if wait <= 0 else self.commands.wait_terminal(command_id, wait)
         if record is None:
             raise NotFound(f"unknown command {command_id!r} on host {self.name!r}")
         return record

@@ -31,6 +31,23 @@ def _flag(name: str) -> bool:
     return request.args.get(name, "").lower() in ("1", "true", "yes")
 
 
+MAX_WAIT = 10.0  # seconds a request may ask to wait for its command to end
+
+
+def _wait() -> float:
+    """``?wait=SECONDS``: answer once the command is terminal or after that long (at most 10)."""
+    value = request.args.get("wait")
+    if value is None or value == "":
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise InvalidRequest(f"query parameter 'wait' must be a number of seconds >= 0, got {value!r}")
+    return min(seconds, MAX_WAIT)
+
+
 def _count(name: str) -> int:
     value = request.args.get(name, "0")
     if not value.isdigit():
@@ -118,12 +135,16 @@ def create_app(hosts: dict[str, HostAgent]) -> Flask:
 
     @app.post("/hosts/<name>/commands")
     def submit_command(name: str):
-        record, created = host(name).submit_command(_body())
+        wait = _wait()
+        agent = host(name)
+        record, created = agent.submit_command(_body())
+        if wait and record["state"] not in ("succeeded", "failed", "aborted"):
+            record = agent.command(record["id"], wait)
         return jsonify(record), 202 if created else 200
 
     @app.get("/hosts/<name>/commands/<command_id>")
     def get_command(name: str, command_id: str):
-        return jsonify(host(name).command(command_id))
+        return jsonify(host(name).command(command_id, _wait()))
 
     @app.post("/hosts/<name>/commands/<command_id>/abort")
     def abort_command(name: str, command_id: str):

@@ -185,9 +185,11 @@ def start_agent(procs: Procs, env: dict, hosts: list[str], root: Path, port: int
     wait_for(lambda: http_up(f"http://127.0.0.1:{port}/hosts"), 60, "the agent")
 
 
-def start_worker(procs: Procs, env: dict, concurrency: int, name: str = "worker") -> None:
+def start_worker(procs: Procs, env: dict, concurrency: int, name: str = "worker",
+                 metrics_port: int | None = None) -> None:
+    extra = ["--metrics-port", str(metrics_port)] if metrics_port else []
     procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--concurrency", str(concurrency),
-                       "--loglevel", os.environ.get("MOTION_BENCH_WORKER_LOGLEVEL", "warning")],
+                       "--loglevel", os.environ.get("MOTION_BENCH_WORKER_LOGLEVEL", "warning"), *extra],
                 {**env, "MOTION_WORKER_ID": name})
     # At log level warning the banner is the last thing it prints; messages wait in Redis meanwhile.
     wait_for(lambda: "[queues]" in procs.log(name) or procs.procs[name].poll() is not None, 60, "the worker")

@@ -105,6 +105,7 @@ class Stack:
         self.env = c.motion_env(services, self.agent_port)
         self.api_url = None
         self.key = None
+        self.worker_metrics_port = c.free_port()
 
     def start(self, *, workers: int | None = 2, api: bool = True, beat: bool = True, agent: bool = True,
               zero_copy: bool = False, bandwidth: float | None = None, **env: str) -> "Stack":
@@ -114,7 +115,7 @@ class Stack:
             c.start_agent(self.procs, self.env, hosts(self.services), self.agent_root, self.agent_port,
                           zero_copy=zero_copy, bandwidth=bandwidth)
         if workers:
-            c.start_worker(self.procs, self.env, workers)
+            c.start_worker(self.procs, self.env, workers, metrics_port=self.worker_metrics_port)
         if beat:
             self.procs.start("beat", [c.sys.executable, "-m", "motion.cli", "beat"], self.env)
         if api:
@@ -123,7 +124,23 @@ class Stack:
 
     def restart_worker(self, concurrency: int, **env: str) -> None:
         self.procs.stop("worker")
-        c.start_worker(self.procs, {**self.env, **{k: str(v) for k, v in env.items()}}, concurrency)
+        c.start_worker(self.procs, {**self.env, **{k: str(v) for k, v in env.items()}}, concurrency,
+                       metrics_port=self.worker_metrics_port)
+
+    def task_runs(self) -> dict[str, float]:
+        """``motion.run_job`` runs so far by outcome (succeeded, queued, skipped, ...), from the
+        worker's metrics: runs per job is a deterministic measure of wasted wake-ups."""
+        try:
+            text = requests.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics", timeout=10).text
+        except requests.RequestException:
+            return {}
+        runs = {}
+        for line in text.splitlines():
+            if line.startswith("motion_worker_job_runs_total{"):
+                label, value = line.rsplit(" ", 1)
+                outcome = label.split('outcome="', 1)[1].split('"', 1)[0]
+                runs[outcome] = runs.get(outcome, 0.0) + float(value)
+        return runs
 
     def url(self, command: str, **params) -> str:
         return f"{self.api_url}/client/api?" + c.signed_query({"command": command, **params},

@@ -27,6 +27,7 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import time  # noqa: E402
 
 from bench import _common as c  # noqa: E402
 from bench import _stack  # noqa: E402
@@ -41,15 +42,19 @@ def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
     pids = {name: [p.pid] for name, p in stack.procs.procs.items()}
     cpu0 = {name: _stack.cpu_seconds(p) for name, p in pids.items()}
     pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_pids(stack.services)}
+    runs0 = stack.task_runs()
     ids, t0, t1 = stack.submit(chosen, clients)
     done = stack.wait_jobs(ids)
+    time.sleep(0.5)  # let wake-ups still queued run (and be counted); the figures end at done["end"]
+    runs = stack.task_runs()
+    runs = {k: (v - runs0.get(k, 0.0)) / n for k, v in runs.items() if v - runs0.get(k, 0.0)}
     cpu = {name: _stack.cpu_seconds(p) - cpu0[name] for name, p in pids.items()}
     # backends that ended meanwhile are not counted: a lower bound of the database's share
     cpu["postgres"] = sum(_stack.cpu_seconds([pid]) - pg0.get(pid, 0.0)
                           for pid in _stack.postgres_pids(stack.services))
     elapsed = done["end"] - t0
     return {"per_s": n / elapsed, "submit_per_s": n / (t1 - t0), "elapsed": elapsed,
-            "failed": done["failed"], "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}}
+            "failed": done["failed"], "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("    cpu ms per migration: " + ", ".join(
                     f"{k} {v:.1f}" for k, v in sorted(mine["cpu_ms"].items()))
                     + f"; the floor's processes {1000 * floor['cpu_s'] / args.n:.1f}", flush=True)
+                print("    task runs per migration: " + (", ".join(
+                    f"{k} {v:.2f}" for k, v in sorted(mine["runs"].items())) or "unknown"), flush=True)
             results[interval] = (c.median([m["per_s"] for m in ours]), c.median(floors),
                                  sum(m["failed"] for m in ours))
         print(f"results (medians of {args.repeat}; N={args.n}, workers={args.workers}):")

@@ -1,17 +1,22 @@
 """What each kind of migration job sends to the agent and how it lands in the database.
 
-A Plan is loaded from the job's resource rows. ``apply_success`` and ``apply_failure`` run inside
-the runner's finishing transaction and move every object with compare-and-set, so applying an
-outcome twice fails the second time instead of doing it twice.
+A Plan is loaded from the job's resource rows (a handful of statements: the rows, their volumes
+with VM and host, their pools, ``wait``), and carries what the runner needs later without going
+back to the database: the hosts and pools whose slots it takes, the deadline, the job's owner for
+events and the log fields. ``apply_success`` and ``apply_failure`` run inside the runner's
+finishing transaction and move every object with compare-and-set, so applying an outcome twice
+fails the second time instead of doing it twice.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from . import events, globalconfig, responses
+from . import events, globalconfig, logcontext, responses
 from .config import Settings
 from .db import cas
 from .models import AsyncJob, Host, JobResource, StoragePool, VirtualMachine, Volume
@@ -48,6 +53,12 @@ class Plan:
     src_host_id: int | None = None
     dest_host_id: int | None = None
     source_pool_uuids: dict[int, str] = field(default_factory=dict)  # moving volume id -> pool uuid
+    host_ids: list[int] = field(default_factory=list)  # hosts whose slots the job takes
+    pool_ids: list[int] = field(default_factory=list)  # pools it moves volumes out of or into
+    wait: int = 1800  # the global ``wait`` when loaded; the agent deadline is twice this
+    deadline_at: datetime | None = None
+    owner: SimpleNamespace | None = None  # id, account, user, start event: what events.record needs
+    log_fields: dict = field(default_factory=dict)
 
     def apply_success(self, s: Session, record: dict) -> dict:
         paths = {v.get("id"): v.get("path") for v in (record.get("result") or {}).get("volumeTos", [])}
@@ -57,8 +68,11 @@ class Plan:
                 {"state": VolumeState.READY, "pool_id": move.dest_pool_id, "last_pool_id": move.src_pool_id,
                  "path": paths.get(move.uuid) or single or move.path}, what=f"volume {move.name}")
         if self.vm_id is None:
-            volume = s.get(Volume, self.moves[0].volume_id)
-            s.refresh(volume)
+            # one statement for the volume and everything its response names
+            volume = s.scalars(select(Volume).where(Volume.id == self.moves[0].volume_id).options(
+                joinedload(Volume.zone), joinedload(Volume.pool), joinedload(Volume.disk_offering),
+                joinedload(Volume.account), joinedload(Volume.vm).joinedload(VirtualMachine.service_offering))
+                .execution_options(populate_existing=True)).one()
             return {"volume": responses.volume(volume)}
         cas(s, VirtualMachine, self.vm_id, {"state": VmState.MIGRATING, "host_id": self.src_host_id},
             {"state": VmState.RUNNING, "host_id": self.dest_host_id, "last_host_id": self.src_host_id},
@@ -83,25 +97,38 @@ def _agent_url(settings: Settings, host: Host) -> str:
 def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
     rows = list(s.scalars(select(JobResource).where(JobResource.job_id == job.id).order_by(JobResource.id)))
     vm_row = next((r for r in rows if r.resource_type == "VirtualMachine"), None)
+    volume_rows = [r for r in rows if r.resource_type == "Volume"]
+    pool_ids = sorted({p for r in volume_rows for p in (r.src_pool_id, r.dest_pool_id) if p is not None})
+    # bulk loads: later s.get() calls find these in the identity map without a statement
+    volumes = {v.id: v for v in s.scalars(select(Volume).where(Volume.id.in_([r.resource_id for r in volume_rows]))
+                                          .options(joinedload(Volume.vm).joinedload(VirtualMachine.host)))
+               } if volume_rows else {}
+    pools = {p.id: p for p in s.scalars(select(StoragePool).where(StoragePool.id.in_(pool_ids)))} if pool_ids else {}
     moves, sources = [], {}
-    for r in rows:
-        if r.resource_type == "Volume":
-            v = s.get(Volume, r.resource_id)
-            moves.append(VolumeMove(v.id, v.name, v.uuid, r.src_pool_id, r.dest_pool_id, v.path))
-            sources[v.id] = s.get(StoragePool, r.src_pool_id).uuid
+    for r in volume_rows:
+        v = volumes[r.resource_id]
+        moves.append(VolumeMove(v.id, v.name, v.uuid, r.src_pool_id, r.dest_pool_id, v.path))
+        sources[v.id] = pools[r.src_pool_id].uuid
     wait = globalconfig.wait_seconds(s)
+    common = dict(pool_ids=pool_ids, wait=wait, deadline_at=job.deadline_at,
+                  owner=SimpleNamespace(id=job.id, account_id=job.account_id, user_id=job.user_id,
+                                        start_event_id=job.start_event_id))
     if vm_row is None:
         if not moves:
             return None
         move = moves[0]
-        volume = s.get(Volume, move.volume_id)
+        volume = volumes[move.volume_id]
         host = volume.vm.host
+        src_pool, dest_pool = pools[move.src_pool_id], pools[move.dest_pool_id]
         command = {"id": job.uuid, "type": "MigrateVolumeCommand", "volumeId": volume.uuid,
-                   "volumePath": volume.path, "srcPool": pool_to(s.get(StoragePool, move.src_pool_id)),
-                   "pool": pool_to(s.get(StoragePool, move.dest_pool_id)),
+                   "volumePath": volume.path, "srcPool": pool_to(src_pool), "pool": pool_to(dest_pool),
                    "attachedVmName": volume.vm.instance_name, "wait": wait}
+        fields = logcontext.fields(job=job.uuid, volume=[volume.uuid], vm=[volume.vm.name], host=host.name,
+                                   pool=[dest_pool.name], src_pool=[src_pool.name])
         return Plan(job.id, job.uuid, job.phase, events.VOLUME_MIGRATE, f"volume {volume.name}",
-                    host.name, _agent_url(settings, host), command, moves, source_pool_uuids=sources)
+                    host.name, _agent_url(settings, host), command, moves, source_pool_uuids=sources,
+                    host_ids=sorted({h for h in (job.host_id, job.dest_host_id) if h is not None}),
+                    log_fields=fields, **common)
     vm = s.get(VirtualMachine, vm_row.resource_id)
     src, dest = s.get(Host, vm_row.src_host_id), s.get(Host, vm_row.dest_host_id)
     moving = {m.volume_id: m for m in moves}
@@ -115,5 +142,13 @@ def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
     command = {"id": job.uuid, "type": "MigrateWithStorageCommand",
                "vm": {"name": vm.instance_name, "uuid": vm.uuid}, "tgtHost": dest.name,
                "tgtAgentUrl": _agent_url(settings, dest), "volumeToPool": pairs, "wait": wait}
+    hosts = {h.id: h.name for h in (s.get(Host, job.host_id) if job.host_id else None,
+                                    s.get(Host, job.dest_host_id) if job.dest_host_id else None) if h}
+    names = [hosts[h] for h in (job.host_id, job.dest_host_id) if h in hosts]
+    fields = logcontext.fields(job=job.uuid, volume=[volumes[m.volume_id].uuid for m in moves], vm=[vm.name],
+                               host=names[0] if names else None, dest_host=names[1] if len(names) > 1 else None,
+                               pool=list(dict.fromkeys(pools[m.dest_pool_id].name for m in moves)),
+                               src_pool=list(dict.fromkeys(pools[m.src_pool_id].name for m in moves)))
     return Plan(job.id, job.uuid, job.phase, events.VM_MIGRATE, f"VM {vm.name}", src.name,
-                _agent_url(settings, src), command, moves, vm.id, src.id, dest.id, sources)
+                _agent_url(settings, src), command, moves, vm.id, src.id, dest.id, sources,
+                host_ids=sorted(hosts), log_fields=fields, **common)

@@ -36,15 +36,25 @@ class TruthPort(Protocol):
 
 
 def wake_stranded(db: Database, enqueue: Callable[[int], None], limit: int = 200,
-                  quiet_s: float = 15.0) -> int:
+                  quiet_s: float = 15.0, backlog: int | None = None) -> int:
     """Publish pending jobs without a live lease (any phase), oldest first - each at most once per
-    ``quiet_s``, so a long queue does not flood the broker with wake-ups."""
+    ``quiet_s`` after it was last published (by intake, a wake-up from a job that freed a slot,
+    or this sweep), so a long queue does not flood the broker with wake-ups.
+
+    ``backlog``: messages still waiting in the broker's queue (None: ask ``enqueue.backlog()``
+    if the publisher has it, else unknown). While there are some, a job never tried
+    (``attempt`` 0) is left alone: its own message is most likely among them, and publishing it
+    again would only make a worker run it twice. Once the queue is
+    empty, such a job still pending has lost its message, and is woken."""
+    if backlog is None and callable(getattr(enqueue, "backlog", None)):
+        backlog = enqueue.backlog()
     now = utcnow()
+    never_tried_too = () if not backlog else (AsyncJob.attempt > 0,)
     with db.uow() as uow:
         ids = list(uow.session.scalars(select(AsyncJob.id).where(
             AsyncJob.status == JobStatus.PENDING, AsyncJob.published_at.is_not(None),
             AsyncJob.published_at < now - timedelta(seconds=quiet_s),
-            or_(AsyncJob.lease_owner.is_(None), AsyncJob.lease_expires_at < now))
+            or_(AsyncJob.lease_owner.is_(None), AsyncJob.lease_expires_at < now), *never_tried_too)
             .order_by(AsyncJob.id).limit(limit)))
         if ids:
             uow.session.execute(update(AsyncJob).where(AsyncJob.id.in_(ids)).values(published_at=now)

@@ -4,13 +4,22 @@ watch it, finish or roll back.
 A worker calls ``Runner.run(job_id)`` for every wake-up message. The job row is the truth: the
 claim is a lease taken by one conditional UPDATE, so a duplicate message does nothing; the phase
 says where to resume. No transaction is held across an agent call. A job that cannot take its
-slots stays ``queued`` (nothing sent to the agent); it is woken when a slot frees.
+slots stays ``queued`` (nothing sent to the agent) with its lease released; it is woken when a
+slot of its hosts frees (see ``orchestrator.slots``).
+
+A job costs two transactions when its command ends quickly: one claims, loads, admits and records
+the dispatch (the hosts' rows are locked before the job's row, the order every writer of both
+follows); one records the outcome, frees the slot and picks the refused jobs to wake. Watching
+in between heartbeats at most once a poll interval; the first looks at the agent come quickly
+(10 ms, 50 ms) and a look is aimed at the agent's ETA, and an agent call that itself waited
+for the command (the agent's ``?wait=``, docs/agent-protocol.md) counts as part of the pause.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import Callable, Protocol
 
@@ -22,10 +31,12 @@ from .config import Settings
 from .db import Database, cas
 from .errors import AgentUnreachable, ConcurrentOperation, MotionError
 from .jobkinds import Plan, load_plan
-from .models import AsyncJob, utcnow
+from .models import AsyncJob, Host, utcnow
 from .states import CommandState, JobPhase, JobStatus
 
 log = logging.getLogger(__name__)
+
+QUICK_LOOKS = (0.01, 0.05)  # seconds before the first looks at a command; then the poll interval
 
 
 class AgentPort(Protocol):
@@ -44,23 +55,25 @@ class Runner:
         self.agent = agent
         self.settings = settings
         self.me = settings.worker_id
-        self.wake = wake  # publishes a job id; used to wake queued jobs when slots free
+        self.wake = wake  # publishes a job id; used to wake refused jobs when slots free
         # Set when the process is shutting down: a watched job is left pending with its lease
         # released, and whoever starts next resumes it from its phase.
         self.stopping = threading.Event()
 
     # -- claim and lease -------------------------------------------------------------------
-    def claim(self, job_id: int) -> bool:
-        """Take the job's lease if it is pending and nobody holds a live lease on it."""
+    def _claim_stmt(self, job_id: int):
         now = utcnow()
-        with self.db.uow() as uow:
-            result = uow.session.execute(
-                update(AsyncJob)
+        return (update(AsyncJob)
                 .where(AsyncJob.id == job_id, AsyncJob.status == JobStatus.PENDING,
                        or_(AsyncJob.lease_owner.is_(None), AsyncJob.lease_expires_at < now))
                 .values(lease_owner=self.me, attempt=AsyncJob.attempt + 1,
                         lease_expires_at=now + timedelta(seconds=self.settings.lease_seconds))
                 .execution_options(synchronize_session=False))
+
+    def claim(self, job_id: int) -> bool:
+        """Take the job's lease if it is pending and nobody holds a live lease on it."""
+        with self.db.uow() as uow:
+            result = uow.session.execute(self._claim_stmt(job_id))
             uow.commit()
         return result.rowcount == 1
 
@@ -82,17 +95,16 @@ class Runner:
                 values["progress"] = json.dumps(record["volumes"])
         try:
             with self.db.uow() as uow:
-                result = uow.session.execute(
+                row = uow.session.execute(
                     update(AsyncJob).where(AsyncJob.id == job_id, AsyncJob.lease_owner == self.me,
                                            AsyncJob.status == JobStatus.PENDING)
-                    .values(**values).execution_options(synchronize_session=False))
-                job = uow.session.get(AsyncJob, job_id)
-                cancel = job.cancel_requested_by if job is not None else None
+                    .values(**values).returning(AsyncJob.cancel_requested_by)
+                    .execution_options(synchronize_session=False)).first()
                 uow.commit()
         except DBAPIError as exc:
             log.warning("job %s: heartbeat failed, database unavailable: %s", job_id, exc)
             return True, None
-        return result.rowcount == 1, cancel
+        return row is not None, (row[0] if row is not None else None)
 
     def release(self, job_id: int) -> None:
         with self.db.uow() as uow:
@@ -104,23 +116,55 @@ class Runner:
     # -- the job ---------------------------------------------------------------------------
     def run(self, job_id: int) -> str:
         """Drive one job as far as it goes; returns what happened (for logs and tests)."""
-        if not self.claim(job_id):
-            return "skipped"
+        started = self._begin(job_id)
+        if isinstance(started, str):
+            return started
+        plan, outcome = started, None
         try:
-            plan = self._load(job_id)
+            with logcontext.bound(**plan.log_fields):
+                outcome = self._watch(plan)
+                return outcome
+        finally:
+            if outcome not in ("succeeded", "failed", "lease-lost"):  # those left no lease of ours
+                self.release(job_id)
+
+    def _begin(self, job_id: int) -> Plan | str:
+        """One transaction: claim, load, and for a queued job admit and record the dispatch (or
+        the refusal, which releases the lease). Returns the plan to watch, or what happened."""
+        woken: list[int] = []
+        with self.db.uow() as uow:
+            s = uow.session
+            job = s.get(AsyncJob, job_id)
+            if job is None or job.status != JobStatus.PENDING or (
+                    job.lease_owner is not None and job.lease_expires_at is not None
+                    and job.lease_expires_at >= utcnow()):
+                return "skipped"  # a duplicate wake-up: finished, or someone holds it (the claim decides)
+            plan = load_plan(s, job, self.settings)
             if plan is None:
                 return "skipped"
-            with logcontext.bound(**self._log_fields(job_id)):
-                if plan.phase == JobPhase.QUEUED and not self._dispatch(plan):
-                    return "queued"
-                return self._watch(plan)
-        finally:
-            self.release(job_id)
-
-    def _log_fields(self, job_id: int) -> dict:
-        """Job, volumes, VM, hosts and pools, for every log line of this run."""
-        with self.db.uow() as uow:
-            return logcontext.job_fields(uow.session, job_id)
+            hosts = None
+            if job.phase == JobPhase.QUEUED:
+                # the hosts' rows before the job's row: a finishing job locks them, then wakes
+                # refused jobs (their rows); the other order could deadlock with it
+                hosts = slots.lock(s, plan.host_ids, plan.pool_ids)
+            claimed = s.execute(self._claim_stmt(job_id).returning(AsyncJob.phase, AsyncJob.deadline_at)).first()
+            if claimed is None:
+                return "skipped"
+            plan.phase, plan.deadline_at = claimed
+            with logcontext.bound(**plan.log_fields):
+                if plan.phase == JobPhase.QUEUED:
+                    if hosts is None:  # it was dispatched when loaded, queued now: cannot happen
+                        return "skipped"
+                    try:
+                        dispatched, woken = self._admit_in(s, job, plan, hosts)
+                    except ConcurrentOperation:
+                        return "skipped"
+                    if not dispatched:
+                        uow.commit()
+                        return "queued"
+                uow.commit()
+        self._publish(woken)
+        return plan
 
     def _load(self, job_id: int) -> Plan | None:
         with self.db.uow() as uow:
@@ -130,38 +174,49 @@ class Runner:
             return load_plan(uow.session, job, self.settings)
 
     def _dispatch(self, plan: Plan) -> bool:
-        """queued -> dispatched if the job's slots are free; the agent deadline (wait x 2) starts
-        now, not at submission. False: it stays queued and is woken when a slot frees."""
+        """queued -> dispatched for a job whose lease we hold (claimed apart), in its own
+        transaction. False: it stays queued, its lease released, and is woken when a slot frees."""
         with self.db.uow() as uow:
             s = uow.session
             job = s.get(AsyncJob, plan.job_id)
-            waiting = slots.admit(s, job)
-            if waiting:
-                log.info("job %s queued: %s", plan.job_uuid, waiting)
-                job.status_text = f"waiting: {waiting}"
-                uow.commit()
-                return False
-            wait = globalconfig.wait_seconds(s)
-            now = utcnow()
             try:
-                cas(s, AsyncJob, plan.job_id, {"phase": JobPhase.QUEUED, "lease_owner": self.me},
-                    {"phase": JobPhase.DISPATCHED, "dispatched_at": now, "status_text": None,
-                     "deadline_at": now + timedelta(seconds=2 * wait)}, what=f"job {plan.job_uuid}")
-            except ConcurrentOperation:  # our lease ran out while admission waited on a lock
-                log.info("job %s: lease lost while taking slots; its new owner goes on", plan.job_uuid)
+                dispatched, woken = self._admit_in(s, job, plan)
+            except ConcurrentOperation:
                 return False
-            events.record(s, job, plan.event_type, "Started",
-                          f"Started migrating {plan.label} (command {plan.command['type']} to the "
-                          f"agent of host {plan.host_name})")
             uow.commit()
-        log.info("job %s dispatched: slots taken, deadline in %s s (wait*2)", plan.job_uuid, 2 * wait)
-        return True
+        self._publish(woken)
+        return dispatched
 
-    def _deadline(self, job_id: int):
+    def _admit_in(self, s, job: AsyncJob, plan: Plan, hosts: list[Host] | None = None) -> tuple[bool, list[int]]:
+        """Take the slots or refuse, inside the caller's transaction. The agent deadline
+        (wait x 2) starts now, not at submission. Dispatching with a slot of a host still free
+        wakes the next refused job of that host: it may have been refused only because this
+        (older) job was being admitted at the same time."""
+        waiting = slots.admit(s, job, plan.pool_ids, hosts)
+        if waiting:
+            log.info("job %s queued: %s", plan.job_uuid, waiting)
+            slots.refuse(s, plan.job_id, self.me, waiting)
+            return False, []
+        now = utcnow()
+        deadline = now + timedelta(seconds=2 * plan.wait)
+        try:
+            cas(s, AsyncJob, plan.job_id, {"phase": JobPhase.QUEUED, "lease_owner": self.me},
+                {"phase": JobPhase.DISPATCHED, "dispatched_at": now, "status_text": None,
+                 "deadline_at": deadline}, what=f"job {plan.job_uuid}")
+        except ConcurrentOperation:  # our lease ran out while admission waited on a lock
+            log.info("job %s: lease lost while taking slots; its new owner goes on", plan.job_uuid)
+            raise
+        events.record(s, plan.owner, plan.event_type, "Started",
+                      f"Started migrating {plan.label} (command {plan.command['type']} to the "
+                      f"agent of host {plan.host_name})")
+        plan.phase, plan.deadline_at = JobPhase.DISPATCHED, deadline
+        woken = slots.wake_refused(s, hosts if hosts is not None else [s.get(Host, h) for h in plan.host_ids])
+        log.info("job %s dispatched: slots taken, deadline in %s s (wait*2)", plan.job_uuid, 2 * plan.wait)
+        return True, woken
+
+    def _giveup_seconds(self) -> int:
         with self.db.uow() as uow:
-            job = uow.session.get(AsyncJob, job_id)
-            return (job.deadline_at, globalconfig.wait_seconds(uow.session),
-                    globalconfig.unreachable_giveup_seconds(uow.session))
+            return globalconfig.unreachable_giveup_seconds(uow.session)
 
     def _watch(self, plan: Plan) -> str:
         """Poll the agent until the command ends, the deadline passes or a cancel arrives.
@@ -171,13 +226,17 @@ class Runner:
         the job fails with its volumes where the agent last said they were: on their sources,
         since an agent removes a source only after reporting success is possible.
         """
-        deadline, wait, giveup = self._deadline(plan.job_id)
-        posted, unreachable_since, last_state, pause = False, None, None, self.settings.poll_interval
+        deadline, wait, giveup = plan.deadline_at, plan.wait, None
+        interval = self.settings.poll_interval
+        posted, unreachable_since, last_state, backoff = False, None, None, interval
+        looks, last_beat = 0, time.monotonic()  # the claim has just renewed the lease
         while True:
             now = utcnow()
             if now >= deadline and unreachable_since is None:
                 return self._stop(plan, f"the agent on host {plan.host_name} did not finish within "
                                         f"wait*2 = {2 * wait} s")
+            if unreachable_since is not None and giveup is None:
+                giveup = self._giveup_seconds()
             if unreachable_since is not None and now >= deadline + timedelta(seconds=giveup):
                 return self.roll_back(plan, 534, (
                     f"Failed to migrate {plan.label}: the agent on host {plan.host_name} has not answered "
@@ -185,6 +244,7 @@ class Runner:
                     f"(wait*2 = {2 * wait} s); it last reported the command {last_state or 'not yet received'}, "
                     f"so everything stays recorded on its source"))
             note = None
+            called = time.monotonic()
             try:
                 record = self.agent.get_command(plan.agent_url, plan.job_uuid) if posted else None
                 if record is None:  # not sent yet, or the agent lost it: (re)post, idempotent by id
@@ -192,13 +252,19 @@ class Runner:
                              plan.command["type"], plan.host_name, plan.agent_url)
                     record = self.agent.post_command(plan.agent_url, plan.command)
                     posted = True
-                unreachable_since, pause = None, self.settings.poll_interval
+                unreachable_since, backoff = None, interval
+                pause = QUICK_LOOKS[looks] if looks < len(QUICK_LOOKS) else interval
+                looks += 1
+                eta = record.get("eta") if record is not None else None
+                if isinstance(eta, (int, float)) and eta > 0:
+                    pause = min(pause, max(float(eta), QUICK_LOOKS[0]))  # look when it should be done
             except AgentUnreachable as exc:
                 log.warning("job %s: agent of host %s unreachable: %s", plan.job_uuid, plan.host_name, exc)
                 unreachable_since = unreachable_since or now
-                note = (f"the agent of host {plan.host_name} has not answered since "
-                        f"{unreachable_since:%Y-%m-%d %H:%M:%S} UTC; retrying")
-                record, pause = None, min(pause * 2, 30.0)
+                note = (f"the agent of host {plan.host_name} has not answered "
+                        f"since {unreachable_since:%Y-%m-%d %H:%M:%S} UTC; retrying")
+                record, backoff = None, min(backoff * 2, 30.0)
+                pause = backoff
             if record is not None:
                 last_state = record.get("state")
                 if last_state == CommandState.SUCCEEDED:
@@ -206,13 +272,18 @@ class Runner:
                 if last_state in (CommandState.FAILED, CommandState.ABORTED):
                     return self.roll_back(plan, 530, f"Failed to migrate {plan.label}: the agent on "
                                           f"host {plan.host_name} reported: {record.get('error') or last_state}")
-            ours, cancelled_by = self.heartbeat(plan.job_id, record, note)
-            if not ours:
-                log.warning("job %s: lease lost; another worker owns it now", plan.job_uuid)
-                return "lease-lost"
-            if cancelled_by:
-                return self._stop(plan, f"cancelled by {cancelled_by}")
-            if self.stopping.wait(pause):
+            # The lease, progress and cancel requests at most once a poll interval (quick looks
+            # in between cost an agent call, not a transaction).
+            if note is not None or time.monotonic() - last_beat >= interval:
+                ours, cancelled_by = self.heartbeat(plan.job_id, record, note)
+                last_beat = time.monotonic()
+                if not ours:
+                    log.warning("job %s: lease lost; another worker owns it now", plan.job_uuid)
+                    return "lease-lost"
+                if cancelled_by:
+                    return self._stop(plan, f"cancelled by {cancelled_by}")
+            # an agent that waited for the command (?wait=) has used the pause already
+            if self.stopping.wait(max(0.0, pause - (time.monotonic() - called))):
                 log.info("job %s: left to the next worker, this one is stopping", plan.job_uuid)
                 return "stopped"
 
@@ -246,28 +317,34 @@ class Runner:
 
     # -- outcomes --------------------------------------------------------------------------
     def finish(self, plan: Plan, record: dict) -> str:
+        """One transaction: the objects where the agent put them, the job succeeded, its slot
+        freed and the refused jobs of its hosts picked to wake (published after commit)."""
         with self.db.uow() as uow:
             s = uow.session
+            hosts = slots.lock(s, plan.host_ids)  # hosts before rows, as admission does
             result = plan.apply_success(s, record)
             self._complete(s, plan, JobStatus.SUCCEEDED, 0, result,
                            bytes_done=int(record.get("bytesTotal") or 0), proc_status=100)
-            events.record(s, s.get(AsyncJob, plan.job_id), plan.event_type, "Completed",
+            events.record(s, plan.owner, plan.event_type, "Completed",
                           f"Successfully completed migrating {plan.label}")
+            woken = slots.wake_refused(s, hosts)
             uow.commit()
         log.info("job %s succeeded: %s moved", plan.job_uuid, plan.label)
-        self._wake_queued(plan)
+        self._publish(woken)
         return "succeeded"
 
     def roll_back(self, plan: Plan, code: int, text: str) -> str:
         with self.db.uow() as uow:
             s = uow.session
+            hosts = slots.lock(s, plan.host_ids)
             plan.apply_failure(s)
             self._complete(s, plan, JobStatus.FAILED, code, {"errorcode": code, "errortext": text})
-            events.record(s, s.get(AsyncJob, plan.job_id), plan.event_type, "Completed",
+            events.record(s, plan.owner, plan.event_type, "Completed",
                           f"Error while migrating {plan.label}: {text}", level="ERROR")
+            woken = slots.wake_refused(s, hosts)
             uow.commit()
         log.warning("job %s failed: %s", plan.job_uuid, text)
-        self._wake_queued(plan)
+        self._publish(woken)
         return "failed"
 
     def _complete(self, s, plan: Plan, status: int, code: int, result: dict, **extra) -> None:
@@ -278,14 +355,11 @@ class Runner:
              "lease_owner": None, "lease_expires_at": None, "eta": None, "status_text": None, **extra},
             what=f"job {plan.job_uuid}")
 
-    def _wake_queued(self, plan: Plan) -> None:
-        """A slot freed: wake the oldest queued jobs of the hosts this job used."""
+    def _publish(self, job_ids: list[int]) -> None:
+        """Wake refused jobs picked in a committed transaction (the sweep wakes them otherwise)."""
         if self.wake is None:
             return
-        with self.db.uow() as uow:
-            job = uow.session.get(AsyncJob, plan.job_id)
-            waiting = slots.queued_jobs_of_hosts(uow.session, slots.job_hosts(job))
-        for job_id in waiting:
+        for job_id in job_ids:
             try:
                 self.wake(job_id)
             except Exception:  # the scheduler's sweep wakes them too

@@ -8,17 +8,29 @@ counted, and the job goes only if it is under every limit and no older queued jo
 of its hosts. A slot is simply "a pending job in phase dispatched/finishing", so it is freed when
 the job ends, and a dead worker's job keeps its slot until recovery ends it - never above the
 limit, never leaked. SQLite ignores FOR UPDATE; there BEGIN IMMEDIATE serialises the writers.
+
+Wake-ups. A job that was never tried still has its own message in the broker; only a job that
+was *refused* (its message consumed, its ``status_text`` "waiting: ...", no lease) needs one. It
+is refused, and its lease released, in one transaction under its hosts' locks; whoever frees or
+leaves free a slot of those hosts - a job that ends, or one that is dispatched while another
+slot stays free (two jobs of a host admitted at once: the younger is refused because the older
+is still queued) - takes the same locks and wakes the oldest refused jobs, one per free slot not
+already promised to a job woken before. Waking clears the job's "waiting" mark (and stamps
+``published_at``), so a job is woken once per refusal, and the scheduler's sweep, which wakes
+only jobs published more than a quiet period ago, does not wake it again.
 """
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import globalconfig
-from .models import AsyncJob, Host, HypervisorCapability, JobResource, StoragePool
+from .models import AsyncJob, Host, HypervisorCapability, JobResource, StoragePool, utcnow
 from .states import JobPhase, JobStatus
 
 ACTIVE = (JobPhase.DISPATCHED, JobPhase.FINISHING)
+WAITING = "waiting: "  # status_text of a refused job (why it waits), until it is woken
+MAX_WOKEN = 32  # refused jobs woken per host at once (at most its free slots)
 
 
 def job_hosts(job: AsyncJob) -> list[int]:
@@ -35,10 +47,14 @@ def job_pools(s: Session, job_id: int) -> list[int]:
 def host_limit(s: Session, host: Host) -> int:
     if host.max_storage_migrations is not None:
         return host.max_storage_migrations
-    limit = s.scalar(select(HypervisorCapability.max_storage_migrations).where(
-        HypervisorCapability.hypervisor_type == host.hypervisor,
-        HypervisorCapability.hypervisor_version == host.hypervisor_version))
-    return limit if limit is not None else 2
+    known = s.info.setdefault("motion.capability_limits", {})  # once per unit of work
+    key = (host.hypervisor, host.hypervisor_version)
+    if key not in known:
+        limit = s.scalar(select(HypervisorCapability.max_storage_migrations).where(
+            HypervisorCapability.hypervisor_type == host.hypervisor,
+            HypervisorCapability.hypervisor_version == host.hypervisor_version))
+        known[key] = limit if limit is not None else 2
+    return known[key]
 
 
 def _uses_host(host_id: int):
@@ -57,31 +73,99 @@ def running_on_pool(s: Session, pool_id: int) -> int:
                            or_(JobResource.src_pool_id == pool_id, JobResource.dest_pool_id == pool_id)))
 
 
-def older_queued(s: Session, job: AsyncJob, host_id: int) -> bool:
-    return bool(s.scalar(select(func.count()).select_from(AsyncJob).where(
-        AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED,
-        AsyncJob.id < job.id, _uses_host(host_id))))
+def running_on_pools(s: Session, pool_ids: list[int]) -> dict[int, int]:
+    """``running_on_pool`` for several pools in one statement."""
+    uses = [or_(JobResource.src_pool_id == p, JobResource.dest_pool_id == p) for p in pool_ids]
+    counts = s.execute(select(*[func.count(func.distinct(case((u, AsyncJob.id)))) for u in uses])
+                       .select_from(AsyncJob).join(JobResource, JobResource.job_id == AsyncJob.id)
+                       .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), or_(*uses))).one()
+    return dict(zip(pool_ids, (int(c) for c in counts)))
 
 
-def admit(s: Session, job: AsyncJob) -> str | None:
-    """Lock and check; None when the job may dispatch now, else why it waits."""
-    hosts = list(s.scalars(select(Host).where(Host.id.in_(job_hosts(job))).order_by(Host.id)
-                           .with_for_update(key_share=True)))
-    pools = job_pools(s, job.id)
-    if pools:
-        s.execute(select(StoragePool.id).where(StoragePool.id.in_(pools)).order_by(StoragePool.id)
+def lock(s: Session, host_ids: list[int], pool_ids: list[int] = ()) -> list[Host]:
+    """Lock the rows of these hosts and pools, in id order (admission and wake-ups serialise here)."""
+    hosts = list(s.scalars(select(Host).where(Host.id.in_(host_ids)).order_by(Host.id)
+                           .with_for_update(key_share=True))) if host_ids else []
+    if pool_ids:
+        s.execute(select(StoragePool.id).where(StoragePool.id.in_(pool_ids)).order_by(StoragePool.id)
                   .with_for_update(key_share=True))
+    return hosts
+
+
+def _host_counts(s: Session, job_id: int, host_id: int) -> tuple[int, int]:
+    """(older queued jobs waiting for the host, jobs running on it), in one statement."""
+    older, running = s.execute(select(
+        func.coalesce(func.sum(case((AsyncJob.phase == JobPhase.QUEUED, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((AsyncJob.phase.in_(ACTIVE), 1), else_=0)), 0))
+        .where(AsyncJob.status == JobStatus.PENDING, _uses_host(host_id),
+               or_(AsyncJob.phase.in_(ACTIVE), AsyncJob.id < job_id))).one()
+    return int(older), int(running)
+
+
+def admit(s: Session, job: AsyncJob, pools: list[int] | None = None,
+          hosts: list[Host] | None = None) -> str | None:
+    """Lock (unless ``hosts`` were locked already, with the pools) and check; None when the job
+    may dispatch now, else why it waits."""
+    pools = job_pools(s, job.id) if pools is None else sorted(set(pools))
+    if hosts is None:
+        hosts = lock(s, job_hosts(job), pools)
     for host in hosts:
-        if older_queued(s, job, host.id):
+        older, running = _host_counts(s, job.id, host.id)
+        if older:
             return f"an older job waits for host {host.name}"
         limit = host_limit(s, host)
-        if running_on_host(s, host.id) >= limit:
+        if running >= limit:
             return f"host {host.name} runs {limit} storage migrations already (its limit)"
-    cap = int(float(globalconfig.get(s, "pool.storage.migration.limit")))
-    for pool_id in pools:
-        if running_on_pool(s, pool_id) >= cap:
-            return f"pool {s.get(StoragePool, pool_id).name} has {cap} migrations running (its cap)"
+    if pools:
+        cap = int(float(globalconfig.get(s, "pool.storage.migration.limit")))
+        for pool_id, running in running_on_pools(s, pools).items():
+            if running >= cap:
+                return f"pool {s.get(StoragePool, pool_id).name} has {cap} migrations running (its cap)"
     return None
+
+
+def refuse(s: Session, job_id: int, owner: str, why: str) -> bool:
+    """Leave the job queued with why it waits, and release its lease, in the admission
+    transaction (so that a wake-up published after it commits always finds the job claimable)."""
+    result = s.execute(update(AsyncJob).where(AsyncJob.id == job_id, AsyncJob.lease_owner == owner,
+                                              AsyncJob.status == JobStatus.PENDING)
+                       .values(status_text=(WAITING + why)[:1000], lease_owner=None,
+                               lease_expires_at=None, last_updated=utcnow())
+                       .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _refused(host_id: int):
+    return (AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, _uses_host(host_id),
+            AsyncJob.lease_owner.is_(None), AsyncJob.status_text.like(WAITING + "%"))
+
+
+def _woken(host_id: int):
+    """Woken (or being tried again) but not yet admitted: each will take a slot if it can."""
+    return (AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, _uses_host(host_id),
+            AsyncJob.attempt > 0, AsyncJob.status_text.is_(None), AsyncJob.lease_owner.is_(None))
+
+
+def wake_refused(s: Session, hosts: list[Host]) -> list[int]:
+    """The oldest refused jobs of these (locked) hosts, one per slot that is free and not promised
+    to a job woken already; marked woken here, to be published after the caller commits."""
+    chosen: list[int] = []
+    for host in hosts:
+        refused = [j for j in s.scalars(select(AsyncJob.id).where(*_refused(host.id))
+                                        .order_by(AsyncJob.id).limit(MAX_WOKEN + len(chosen)))
+                   if j not in chosen]
+        if not refused:  # the common case: one statement
+            continue
+        limit = host_limit(s, host)
+        free = limit - running_on_host(s, host.id) - s.scalar(
+            select(func.count()).select_from(AsyncJob).where(*_woken(host.id)))
+        found = refused[:max(0, min(free, MAX_WOKEN))]
+        if found:
+            s.execute(update(AsyncJob).where(AsyncJob.id.in_(found), AsyncJob.lease_owner.is_(None))
+                      .values(status_text=None, published_at=utcnow())
+                      .execution_options(synchronize_session=False))
+            chosen += found
+    return chosen
 
 
 def queue_position(s: Session, job: AsyncJob) -> int:
@@ -92,12 +176,3 @@ def queue_position(s: Session, job: AsyncJob) -> int:
     return 1 + s.scalar(select(func.count()).select_from(AsyncJob).where(
         AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, AsyncJob.id < job.id,
         or_(*[_uses_host(h) for h in hosts])))
-
-
-def queued_jobs_of_hosts(s: Session, host_ids: list[int], limit: int = 20) -> list[int]:
-    """The oldest queued jobs that use any of these hosts (to wake when a slot frees)."""
-    if not host_ids:
-        return []
-    return list(s.scalars(select(AsyncJob.id).where(
-        AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED,
-        or_(*[_uses_host(h) for h in host_ids])).order_by(AsyncJob.id).limit(limit)))

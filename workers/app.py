@@ -53,8 +53,9 @@ class Runtime:
     @property
     def runner(self) -> Runner:
         if self._runner is None:
-            self._runner = Runner(self.db, AgentClient(self.settings.agent_timeout), self.settings,
-                                  wake=self.wake)
+            # the agent answers as soon as a command ends, or after one poll interval
+            self._runner = Runner(self.db, AgentClient(self.settings.agent_timeout, wait=self.settings.poll_interval),
+                                  self.settings, wake=self.wake)
         return self._runner
 
     def reset_after_fork(self) -> None:
@@ -130,12 +131,24 @@ def _setup_logging(loglevel=None, **_kw) -> None:
         logging.getLogger().setLevel(loglevel)
 
 
+def broker_backlog(app: Celery) -> int | None:
+    """Messages waiting in the job queue (not counting those workers hold), or None if unknown
+    (an empty Redis queue has no key and is reported unknown, which the sweep treats as empty)."""
+    try:
+        with app.connection_for_read() as conn:
+            return int(conn.default_channel.queue_declare(queue=QUEUE, passive=True).message_count)
+    except Exception:  # noqa: BLE001 - only an optimisation of the sweep
+        return None
+
+
 def celery_enqueuer(settings: config.Settings, app: Celery | None = None) -> Callable[[int], None]:
-    """The API's enqueue port: publish ``motion.run_job(job_id)``."""
+    """The API's enqueue port: publish ``motion.run_job(job_id)``. Its ``backlog()`` tells the
+    sweep how many messages still wait in the queue (``reconcile.wake_stranded``)."""
     app = app or create_celery(settings)
 
     def enqueue(job_id: int) -> None:
         app.send_task(RUN_JOB, args=[job_id], queue=QUEUE)
+    enqueue.backlog = lambda: broker_backlog(app)
     return enqueue
 
 

@@ -100,15 +100,62 @@ def test_a_per_host_limit_overrides_the_capability(db, three_jobs):
     assert not dispatch(db, j2)
 
 
-def test_a_finished_job_frees_its_slot_and_wakes_the_next(db, three_jobs):
+def test_a_finished_job_frees_its_slot_and_wakes_the_next_refused_one(db, three_jobs):
     _, (j1, j2, j3) = three_jobs
     assert dispatch(db, j1) and dispatch(db, j2)
+    assert not dispatch(db, j3)  # refused: its message is used up, it needs a wake-up
+    refused = job(db, j3)
+    assert refused.status_text.startswith("waiting: ") and refused.lease_owner is None
     woken = []
     agent = HangingAgent()
     agent.succeed = True
     assert Runner(db, agent, settings(db), wake=woken.append).run(j1) == "succeeded"
     assert woken == [j3]
+    assert job(db, j3).status_text is None  # woken once: the next slot that frees wakes another
+    assert Runner(db, agent, settings(db), wake=woken.append).run(j2) == "succeeded"
+    assert woken == [j3]
     assert dispatch(db, j3)
+
+
+def test_a_job_never_tried_is_not_woken_its_own_message_is_on_its_way(db, three_jobs):
+    _, (j1, j2, _j3) = three_jobs
+    assert dispatch(db, j1) and dispatch(db, j2)
+    woken = []
+    agent = HangingAgent()
+    agent.succeed = True
+    assert Runner(db, agent, settings(db), wake=woken.append).run(j1) == "succeeded"
+    assert woken == []
+
+
+def test_a_younger_job_refused_while_an_older_was_admitted_is_woken_by_that_dispatch(db, three_jobs):
+    """Two workers take two jobs of one host at once; the younger is refused because the older
+    is still queued. The older's dispatch leaves a slot free and wakes it (no lost slot)."""
+    _, (j1, j2, _j3) = three_jobs
+    younger = Runner(db, HangingAgent(), settings(db, "w2"))
+    older = Runner(db, HangingAgent(), settings(db, "w1"))
+    assert older.claim(j1)  # being admitted ...
+    assert not dispatch(db, j2, "w2")  # ... when the younger is tried
+    assert job(db, j2).status_text == "waiting: an older job waits for host h1"
+    woken = []
+    older.wake = woken.append
+    assert older._dispatch(older._load(j1))
+    assert woken == [j2]
+    assert dispatch(db, j2, "w2")
+    del younger
+
+
+def test_waking_never_promises_more_slots_than_are_free(db, three_jobs):
+    _, (j1, j2, j3) = three_jobs
+    with db.uow() as uow:
+        uow.session.scalar(select(models.Host).where(models.Host.name == "h1")).max_storage_migrations = 1
+        uow.commit()
+    assert dispatch(db, j1)
+    assert not dispatch(db, j2) and not dispatch(db, j3)
+    woken = []
+    agent = HangingAgent()
+    agent.succeed = True
+    assert Runner(db, agent, settings(db), wake=woken.append).run(j1) == "succeeded"
+    assert woken == [j2]  # one slot freed: the oldest refused job, not both
 
 
 

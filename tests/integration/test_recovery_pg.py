@@ -244,3 +244,22 @@ def test_an_orphaned_migrating_vm_is_recorded_on_the_host_that_runs_it(db):
         vm = uow.session.scalar(select(models.VirtualMachine).where(models.VirtualMachine.name == "vm2"))
         assert (vm.state, vm.host_id) == ("Running", ids(db, models.Host, "h2")[0])
     assert count(db, models.AsyncJob) == 0
+
+
+def test_the_sweep_leaves_a_job_never_tried_alone_while_the_broker_still_holds_messages(db):
+    job_id = submit(db)
+    with db.uow() as uow:
+        uow.session.execute(update(models.AsyncJob).where(models.AsyncJob.id == job_id)
+                            .values(published_at=utcnow() - timedelta(minutes=1)))
+        uow.commit()
+    woken = []
+    # its message is most likely among the 40 waiting: publishing it again would duplicate it
+    assert reconcile.wake_stranded(db, woken.append, quiet_s=0, backlog=40) == 0
+    # the queue is empty (or its length unknown) and the job is still pending: its message was lost
+    assert reconcile.wake_stranded(db, woken.append, quiet_s=0, backlog=0) == 1 and woken == [job_id]
+    # a job that was tried (refused, or its worker died) has no message left: woken despite a backlog
+    expire_lease(db, job_id)
+    with db.uow() as uow:
+        uow.session.execute(update(models.AsyncJob).where(models.AsyncJob.id == job_id).values(attempt=1))
+        uow.commit()
+    assert reconcile.wake_stranded(db, woken.append, quiet_s=0, backlog=40) == 1 and woken == [job_id, job_id]

@@ -154,3 +154,27 @@ class FlakyAgent(FakeAgent):
 def test_an_agent_that_is_briefly_unreachable_does_not_fail_the_job(db):
     job_id, _ = submit(db)
     assert Runner(db, FlakyAgent(), settings(db)).run(job_id) == "succeeded"
+
+
+def test_a_command_that_ends_at_once_is_seen_at_a_quick_first_look_not_after_the_poll_interval(db):
+    import time
+
+    job_id, _ = submit(db)
+    agent = FakeAgent(polls_before_end=1)  # accepted on POST, succeeded at the first GET
+    started = time.monotonic()
+    assert Runner(db, agent, settings(db).with_(poll_interval=2.0)).run(job_id) == "succeeded"
+    assert time.monotonic() - started < 1.0 and agent.polls == 1
+
+
+def test_an_agent_that_answers_the_post_with_the_outcome_is_not_polled(db):
+    class AnswersWithOutcome(FakeAgent):
+        def post_command(self, base_url, payload):
+            super().post_command(base_url, payload)
+            return {"id": payload["id"], "state": "succeeded", "bytesDone": 100, "bytesTotal": 100,
+                    "result": {"volumePath": "moved.vhdx"}}
+
+    job_id, _ = submit(db)
+    agent = AnswersWithOutcome()
+    assert Runner(db, agent, settings(db)).run(job_id) == "succeeded"
+    assert agent.polls == 0 and job_row(db, job_id).status == 1
+    assert job_row(db, job_id).lease_owner is None

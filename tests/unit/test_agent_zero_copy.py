@@ -90,3 +90,38 @@ def test_a_restart_after_a_zero_copy_rename_keeps_only_the_source(tmp_path):
 def test_the_agent_command_line_has_a_zero_copy_switch_off_by_default():
     assert build_parser().parse_args(["--host", "h1"]).zero_copy is False
     assert build_parser().parse_args(["--host", "h1", "--zero-copy"]).zero_copy is True
+
+
+def test_a_post_that_asks_to_wait_is_answered_with_the_outcome_of_an_instant_migration(client, tmp_path):
+    src, dst = make_pool("src"), make_pool("dst")
+    vid, name = given_a_volume(client, src)
+    status, record = client.request("POST", "/commands?wait=5", json=migrate_body(vid, name, src, dst))
+    assert status == 202 and record["state"] == "succeeded"
+    assert record["result"] == {"volumePath": name, "pool": dst["uuid"]}
+    # re-posting the id answers 200 with the same outcome, at once
+    assert client.request("POST", "/commands?wait=5", json=migrate_body(vid, name, src, dst, command_id=record["id"]))[1]["state"] == "succeeded"
+
+
+def test_a_wait_that_is_not_a_number_of_seconds_is_refused(client):
+    for bad in ("-1", "soon", "inf", "nan"):
+        status, answer = client.request("GET", f"/commands/nope?wait={bad}")
+        assert status == 400 and "'wait'" in answer["error"]
+
+
+def test_a_get_that_asks_to_wait_answers_when_the_copy_ends_or_when_the_wait_is_over(tmp_path):
+    import time
+
+    host = HostAgent("h1", tmp_path, bandwidth_mib_s=1, chunk_size=64 * KIB)  # a real, throttled copy
+    try:
+        client = HostClient.for_app(create_app({"h1": host}), "h1")
+        src, dst = make_pool("src"), make_pool("dst")
+        vid, name = given_a_volume(client, src)
+        status, record = client.request("POST", "/commands", json=migrate_body(vid, name, src, dst))
+        assert status == 202 and record["state"] == "accepted"  # no wait asked: at once
+        started = time.monotonic()
+        _, early = client.request("GET", f"/commands/{record['id']}?wait=0.05")
+        assert early["state"] in ("accepted", "running") and time.monotonic() - started >= 0.04
+        _, done = client.request("GET", f"/commands/{record['id']}?wait=10")
+        assert done["state"] == "succeeded" and time.monotonic() - started < 5
+    finally:
+        host.close()
