@@ -236,9 +236,8 @@ def reconcile_truth(db: Database, agent: TruthPort, settings: Settings, batch: i
     _check_volumes(db, agent, volumes, since, out)
     for text in out.repairs:
         log.warning("truth reconciler: %s", text)
-    if out.repairs or out.skipped:
-        log.info("truth reconciler: checked %d volume(s) and %d VM(s): %d repaired, %d skipped",
-                 out.volumes_checked, out.vms_checked, len(out.repairs), len(out.skipped))
+    log.info("truth reconciler: checked %d volume(s) and %d VM(s): %d repaired, %d skipped",
+             out.volumes_checked, out.vms_checked, len(out.repairs), len(out.skipped))
     return out
 
 
