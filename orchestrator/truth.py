@@ -6,7 +6,7 @@ one (a file moved behind the database's back, a restore, a hand edit), and a ``R
 its recorded host's agent does not run while exactly one other host's agent does. It asks the
 agents and records their truth, with a ``VOLUME.RECONCILE`` / ``VM.RECONCILE`` event per repair.
 
-Rules (the verdicts are plain functions, ``volume_verdict`` and ``vm_verdict``):
+Rules (the verdicts are plain functions in ``truth_rules``):
 
 - Only objects that no job owns now or owned recently are looked at: a pending job, or one that
   ended less than ``RECENT_JOB_S`` before the run began, owns its objects' truth (the finish or
@@ -22,7 +22,8 @@ Rules (the verdicts are plain functions, ``volume_verdict`` and ``vm_verdict``):
   configuration, default 300; 0 turns it off), at most ``reconcile.truth.batch`` volumes and as
   many VMs per run, continuing from where the previous run stopped; the calls are grouped per
   host, one HTTP call per object (the agent protocol has no bulk listing), and a host whose agent
-  does not answer costs one call per run. The schedule is kept per process (the beat is single).
+  does not answer costs one call per run; looking for VMs missing from their host costs at most
+  ``SEARCH_CALLS`` calls per run. The schedule is kept per process (the beat is single).
 """
 from __future__ import annotations
 
@@ -43,12 +44,16 @@ from .errors import AgentProtocolError, AgentUnreachable
 from .models import AsyncJob, Host, JobResource, StoragePool, VirtualMachine, Volume, utcnow
 from .provision import agent_host_for
 from .states import JobStatus, VmState, VolumeState
+from .truth_rules import OK, Verdict, vm_verdict, volume_verdict  # noqa: F401  (OK, Verdict: API)
 
 log = logging.getLogger(__name__)
 
 # A job that ended this recently (seconds) still counts as owning its objects: its finish may be
 # newer than the agent's answer, and clocks of different machines differ a little.
 RECENT_JOB_S = 60.0
+# Agent calls one run may spend looking for VMs that their recorded host does not run (each such
+# VM costs one call per other host of its zone); the rest wait for the next run.
+SEARCH_CALLS = 200
 
 
 class TruthPort(Protocol):
@@ -57,61 +62,6 @@ class TruthPort(Protocol):
 
     def get_volume(self, base_url: str, volume_id: str) -> dict | None: ...
     def get_vm(self, base_url: str, name: str) -> dict | None: ...
-
-
-# -- verdicts (pure) ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Verdict:
-    """``ok`` (agent and database agree), ``repair`` (record ``target``) or ``skip`` (``why``)."""
-
-    action: str
-    target: str | None = None
-    why: str = ""
-
-
-OK = Verdict("ok")
-
-
-def volume_verdict(recorded_pool: str, size: int, truth: dict | None) -> Verdict:
-    """Where a Ready volume recorded on pool uuid ``recorded_pool`` belongs, from the agent's
-    ``GET {base}/volumes/{id}`` answer (``None``: the agent does not know the volume)."""
-    if truth is None:
-        return Verdict("skip", why="the agent does not know the volume")
-    locations = truth.get("locations") or []
-    if any(loc.get("pool") == recorded_pool for loc in locations):
-        return OK  # the recorded pool holds a complete copy: the invariant holds
-    if not locations:
-        return Verdict("skip", why="the agent finds no complete copy on any pool it knows")
-    if len(locations) > 1:
-        return Verdict("skip", why="the agent finds copies on several pools ("
-                       + ", ".join(str(loc.get("pool")) for loc in locations) + "), none on the recorded one")
-    [loc] = locations
-    if loc.get("size") != size:
-        return Verdict("skip", why=f"the only copy, on pool {loc.get('pool')}, has {loc.get('size')} "
-                       f"bytes, not {size}")
-    if loc.get("online") is False:
-        return Verdict("skip", why=f"the only copy is on pool {loc.get('pool')}, which is offline")
-    return Verdict("repair", target=loc.get("pool"))
-
-
-def vm_verdict(recorded_host: str, answers: dict[str, bool | None]) -> Verdict:
-    """Where a Running VM recorded on ``recorded_host`` runs, from the agents' answers per host
-    name: ``True`` runs it, ``False`` does not, ``None`` did not answer."""
-    if answers.get(recorded_host):
-        return OK
-    if answers.get(recorded_host) is None:
-        return Verdict("skip", why=f"the agent of its host {recorded_host} did not answer")
-    silent = sorted(h for h, a in answers.items() if a is None)
-    if silent:
-        return Verdict("skip", why="not on its recorded host; the agents of " + ", ".join(silent)
-                       + " did not answer")
-    running = sorted(h for h, a in answers.items() if a)
-    if not running:
-        return Verdict("skip", why="no agent runs it")
-    if len(running) > 1:
-        return Verdict("skip", why="several hosts run it: " + ", ".join(running))
-    return Verdict("repair", target=running[0])
 
 
 # -- snapshots of what the database says --------------------------------------------------------
@@ -277,6 +227,7 @@ def _check_vms(db, agent, settings, vms: list[VmRow], hosts: dict[int, Host], si
         # The agent names the host it runs the VM on; anything else is not a yes.
         return bool(answer) and answer.get("host", host.name) == host.name
 
+    budget = [SEARCH_CALLS]  # agent calls left this run for VMs missing from their host
     by_host: dict[int, list[VmRow]] = defaultdict(list)
     for vm in vms:
         by_host[vm.host_id].append(vm)
@@ -284,10 +235,15 @@ def _check_vms(db, agent, settings, vms: list[VmRow], hosts: dict[int, Host], si
         recorded = hosts[host_id]
         for vm in group:
             answers = {recorded.name: runs(recorded, vm)}
+            others = [h for h in hosts.values() if h.id != recorded.id and h.zone_id == recorded.zone_id]
+            if answers[recorded.name] is False and len(others) > budget[0]:
+                _skip(out, f"VM {vm.name}", "not on its recorded host; this run's search budget is "
+                      "spent, the next run looks", vm=vm.name, host=recorded.name)
+                continue
             if answers[recorded.name] is False:  # look for it on the other hosts of its zone
-                for other in hosts.values():
-                    if other.id != recorded.id and other.zone_id == recorded.zone_id:
-                        answers[other.name] = runs(other, vm)
+                budget[0] -= len(others)
+                for other in others:
+                    answers[other.name] = runs(other, vm)
             verdict = vm_verdict(recorded.name, answers)
             if verdict.action == "skip":
                 _skip(out, f"VM {vm.name}", verdict.why, vm=vm.name, host=recorded.name)

@@ -1,6 +1,7 @@
-"""SIGKILL of the API (gunicorn master and workers) and of beat in the middle of migrations needs
-no manual step: once they are started again, every job ends, no volume or VM stays Migrating,
-and each volume's data is complete, by the agent's checksum, exactly where the database says."""
+"""SIGKILL of the API (gunicorn master and workers) and of beat - and once of the worker too - in
+the middle of migrations needs no manual step: once they are started again, every job ends, no
+volume or VM stays Migrating, and each volume's data is complete, by the agent's checksum,
+exactly where the database says."""
 import sys
 from pathlib import Path
 
@@ -54,11 +55,14 @@ def test_sigkill_of_api_and_beat_mid_migration_needs_no_manual_step(make_stack):
         digests[v["id"]] = location["sha256"]
     dst = pool_uuid(api, "dst")
 
-    # Round 1: migrations under way (two copying, the rest queued for a slot), then SIGKILL both.
+    # Round 1: migrations under way (two copying, the rest queued for a slot), then SIGKILL of
+    # the API, beat and the worker; all three started again.
     first = [api.migrateVolume(volumeid=v["id"], storageid=dst, livemigrate=True)["jobid"] for v in vols[:6]]
     wait_until(lambda: any(api.queryAsyncJobResult(jobid=j).get("bytesdone", 0) > 0 for j in first),
                timeout=60, what="a copy under way")
     kill_api_and_beat(stack)
+    stack.procs.kill("worker0")  # every orchestrator process at once: the worker too
+    stack.start_worker("worker0")
     start_beat(stack)
     start_api(stack)
 

@@ -1,6 +1,6 @@
 """The verdicts of the reconciler against the agents' truth (orchestrator.truth): when the
 agent's answer is clear enough to repair the database, and when it must be left alone."""
-from orchestrator.truth import OK, Verdict, vm_verdict, volume_verdict
+from orchestrator.truth_rules import OK, Verdict, vm_verdict, volume_verdict
 
 MIB = 1 << 20
 
