@@ -69,6 +69,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--in-flight", type=int, help="pending migrations at most (default: 3 per host)")
     p.add_argument("--vm-share", type=float, default=0.3, help="share of VM-with-volumes migrations (default 0.3)")
     p.add_argument("--timeout", type=float, help="seconds for submitting (default: 120 + 2 per migration)")
+    p.add_argument("--truth-interval", type=float, default=5.0,
+                   help="seconds between runs of the reconciler against the agents' truth "
+                        "(reconcile.truth.interval; default 5, so that it runs throughout the chaos; 0: off)")
     p.add_argument("--drain-timeout", type=float, default=300, help="seconds for the jobs to end afterwards")
     args = p.parse_args(argv)
     if args.kills < 0 or args.migrations < 1 or args.workers < 1 or args.agents < 1:
@@ -93,7 +96,7 @@ def run(args, seed: int, work: Path, database_url: str) -> tuple[int, bool]:
     stack = Stack(work, database_url, agent_hosts, ports, args.workers, args.concurrency, args.bandwidth)
     began = time.monotonic()
     try:
-        stack.prepare(work / "inventory.yaml")
+        stack.prepare(work / "inventory.yaml", {"reconcile.truth.interval": f"{args.truth_interval:g}"})
         api = CloudStack(endpoint=f"http://127.0.0.1:{stack.api_port}/client/api", key=stack.key["apikey"],
                          secret=stack.key["secretkey"], timeout=30)
         sums = checks.truth(stack, api)
@@ -122,21 +125,23 @@ def run(args, seed: int, work: Path, database_url: str) -> tuple[int, bool]:
         verdicts = {"every job terminal": checks.check_jobs(database_url)}
         verdicts.update(checks.check_volumes(stack, api, sums))
         verdicts.update(checks.check_vms(stack, api))
+        verdicts["no reconciler repair needed"] = checks.check_repairs(database_url)
         limit_bad, peak_figures = checks.check_limits(stack, peaks)
         verdicts["per-host concurrency within the limit"] = limit_bad
         recovery = checks.recovery_figures(database_url, chaos.affected)
     finally:
         stack.stop()
     errors = checks.log_errors(work)
+    restarts = checks.worker_restarts(work)
     times = dict(setup=started - began, chaos=loaded - started, drain=ended - loaded)
     report(args, seed, len(ports), hosts, load, chaos, watch, stack, restarted, drained, times, verdicts,
-           peak_figures, recovery, errors)
+           peak_figures, recovery, errors, restarts)
     warnings = bool(stack.procs.crashes) or any("Internal error" in t for t in load.rejected) or bool(errors)
     return (1 if any(verdicts.values()) else 0), warnings
 
 
 def report(args, seed, agents, hosts, load, chaos, watch, stack, restarted, drained, times, verdicts, peaks,
-           recovery, errors):
+           recovery, errors, restarts=()):
     jobs = list(load.jobs.values())
     kinds = Counter(j.kind for j in jobs)
     failed = [j for j in jobs if j.status == 2]
@@ -166,12 +171,16 @@ def report(args, seed, agents, hosts, load, chaos, watch, stack, restarted, drai
           f"{recovery['stranded'][0]}; by event, hit/ended: "
           f"{', '.join(f'{k} {n}/{e}' for k, (n, e) in hit.items())}); resumed by another worker: {watch.resumed()}")
     print(f"  jobs claimed more than once (attempt > 1): {recovery['claimed again']}; "
-          f"reconciler repairs: {recovery['repairs']}")
+          f"reconciler repairs: {recovery['repairs']} (truth reconciler every {args.truth_interval:g} s)")
     print(f"  peak per host: agents {peaks['agent']}; by job times {peaks['jobs']}; limit {peaks['limit']}")
     crashes = stack.procs.crashes
     print(f"  processes that ended by themselves: {len(crashes)}{':' if crashes else ''}")
     for name, code, line in crashes:
         print(f"    WARNING {name} exited with {code}: {line}")
+    print(f"  Celery workers that exited by themselves and were started again by motion worker: "
+          f"{len(restarts)}{':' if restarts else ''}")
+    for text, n in Counter(restarts).most_common(3):
+        print(f"    {n}x {text}")
     if restarted:
         print(f"  not running when the chaos ended (started again): {', '.join(restarted)}")
     print(f"  errors in the orchestrator's logs: {sum(errors.values())}{':' if errors else ''}")

@@ -186,6 +186,34 @@ def recovery_figures(url: str, affected: dict[str, set[str]]) -> dict:
     return out
 
 
+def check_repairs(url: str) -> list[str]:
+    """Every repair of the reconcilers (orphans, agents' truth): nothing in a chaos run moves data
+    behind the database's back, so a repair is either a product bug or a false repair."""
+    return [f"reconciler: {text}" for (text,) in
+            sql(url, "SELECT description FROM events WHERE type LIKE '%.RECONCILE' ORDER BY id")]
+
+
+def worker_restarts(work: Path) -> list[str]:
+    """The ``motion worker`` supervisor's lines about a Celery worker that exited by itself, each
+    with the last ERROR/CRITICAL line of that worker before it (the reason), shortened."""
+    found = []
+    for log in sorted(work.glob("worker*.log")):
+        last = ""
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line) if line.startswith("{") else {"msg": line}
+            except ValueError:
+                continue
+            msg = str(entry.get("msg", ""))
+            if entry.get("level") in ("ERROR", "CRITICAL"):
+                last = _kind(f"{entry.get('logger')}: {msg}")
+            if "exited by itself" in msg:
+                status = re.search(r"with status (\d+)", msg)
+                found.append(f"status {status[1] if status else '?'} after: {last or 'no error logged'}"[:200])
+                last = ""
+    return found
+
+
 def log_errors(work: Path) -> Counter:
     """ERROR and CRITICAL entries of the orchestrator's logs (workers, API, beat), by kind.
 

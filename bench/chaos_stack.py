@@ -189,10 +189,12 @@ class Stack:
             raise RuntimeError(f"motion {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
         return done.stdout
 
-    def prepare(self, inventory_file: Path) -> None:
-        """Schema, inventory and an admin key; then every process, and the volume files."""
+    def prepare(self, inventory_file: Path, config: dict[str, str] | None = None) -> None:
+        """Schema, inventory, global configuration and an admin key; then every process, and the
+        volume files."""
         self.motion("db", "upgrade")
         self.motion("inventory", "load", str(inventory_file))
+        self.set_config(config or {})
         self.key = json.loads(self.motion("keys", "create", "--role", "admin", "--json"))
         self.start_redis()
         for name in self.agent_hosts:
@@ -202,6 +204,16 @@ class Stack:
         self.start_beat()
         self.start_api()
         self.motion("inventory", "provision")
+
+    def set_config(self, values: dict[str, str]) -> None:
+        """Global configuration rows (``reconcile.truth.interval`` is set in the database only)."""
+        import psycopg
+
+        with psycopg.connect(plain(self.database_url), connect_timeout=10) as conn:
+            for name, value in values.items():
+                conn.execute("INSERT INTO configuration (name, value, default_value, category, description) "
+                             "VALUES (%s, %s, %s, 'Advanced', 'set by the chaos tool') "
+                             "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (name, value, value))
 
     # -- processes -------------------------------------------------------------------------
     def start_redis(self) -> None:

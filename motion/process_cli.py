@@ -62,7 +62,34 @@ def cmd_serve(args, settings) -> int:
     return 0
 
 
+def _worker_child_argv(args) -> list[str]:
+    """``motion worker`` with the same options, run by the supervisor without its loop."""
+    argv = [sys.executable, "-m", "motion.cli", "--log-format", getattr(args, "log_format", "auto") or "auto"]
+    if getattr(args, "log_level", None):
+        argv += ["--log-level", args.log_level]
+    argv += ["worker", "--no-supervise", "--concurrency", str(args.concurrency), "--loglevel", args.loglevel]
+    if args.metrics_port:
+        argv += ["--metrics-port", str(args.metrics_port)]
+    if args.events:
+        argv.append("--events")
+    return argv
+
+
 def cmd_worker(args, settings) -> int:
+    """A Celery worker; by default under ``motion.supervise`` (started again if it exits by itself)."""
+    if not args.no_supervise:
+        from .supervise import Supervisor
+
+        env, metrics_dir = dict(os.environ), None
+        if args.metrics_port and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # One directory for every incarnation of the worker: its counters survive a restart.
+            metrics_dir = tempfile.mkdtemp(prefix="motion-worker-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            return Supervisor(_worker_child_argv(args), env).run()
+        finally:
+            if metrics_dir:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir = None
     if args.metrics_port:
         # Prefork children keep their numbers in files here; the main process's port adds them up.
@@ -171,6 +198,9 @@ def add_parsers(sub) -> None:
                         help="serve this worker's Prometheus metrics on http://0.0.0.0:PORT/metrics "
                              "(default: off; the Procfile uses $MOTION_METRICS_PORT or 9102)")
     worker.add_argument("--events", action="store_true", help="send Celery task events (for Flower)")
+    worker.add_argument("--no-supervise", action="store_true",
+                        help="run Celery in this process, without the restart loop (by default the "
+                             "worker runs as a child and is started again when it exits by itself)")
     worker.set_defaults(func=cmd_worker)
 
     beat = sub.add_parser("beat", help="run the scheduler: outbox, stranded jobs, orphans (exactly one)")

@@ -11,6 +11,10 @@ from .models import AsyncJob, Event
 
 VOLUME_MIGRATE = "VOLUME.MIGRATE"
 VM_MIGRATE = "VM.MIGRATE"
+# Repairs by the reconciler (orchestrator.reconcile, orchestrator.truth): the database was brought
+# in line with the agents' truth. Recorded with ``record_system``, level WARN, state Completed.
+VOLUME_RECONCILE = "VOLUME.RECONCILE"
+VM_RECONCILE = "VM.RECONCILE"
 
 
 def record(session: Session, job: AsyncJob, type_: str, state: str, description: str,

@@ -15,6 +15,10 @@ DEFAULTS = {
     "pool.storage.allocated.capacity.disablethreshold": "0.85",
     "pool.storage.migration.limit": "8",
     "agent.unreachable.giveup": "1800",
+    # The reconciler against the agents' truth (orchestrator.truth): seconds between two runs
+    # (0 turns it off) and how many volumes and how many VMs one run checks at most.
+    "reconcile.truth.interval": "300",
+    "reconcile.truth.batch": "500",
 }
 
 
@@ -35,3 +39,13 @@ def overprovisioning_factor(session: Session) -> float:
 def unreachable_giveup_seconds(session: Session) -> int:
     """How long past its deadline a job keeps retrying an agent that does not answer."""
     return int(float(get(session, "agent.unreachable.giveup")))
+
+
+def truth_interval_seconds(session: Session) -> float:
+    """Seconds between two runs of the reconciler against the agents' truth; 0 or less: off."""
+    return float(get(session, "reconcile.truth.interval"))
+
+
+def truth_batch(session: Session) -> int:
+    """How many volumes (and how many VMs) one run of that reconciler checks at most."""
+    return max(1, int(float(get(session, "reconcile.truth.batch"))))

@@ -8,6 +8,8 @@ from its phase and asks the agent what really happened.
 ``repair_orphans`` finds volumes and VMs in ``Migrating`` that no pending job owns - which the
 transactions here never leave behind, but a bug or a hand edit could - asks the agents where
 the data and the VM really are, records them there, and leaves an event for each repair.
+``orchestrator.truth`` does the same for objects at rest (Ready volumes, Running VMs) whose
+agent truth differs from the database; the sweep runs it every ``reconcile.truth.interval`` s.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from . import truth
 from .config import Settings
 from .db import Database, cas
 from .events import record_system
@@ -71,6 +74,8 @@ def sweep(db: Database, enqueue: Callable[[int], None], agent: TruthPort | None 
     published = publish_unpublished(db, enqueue)
     woken = wake_stranded(db, enqueue)
     repaired = repair_orphans(db, agent, settings) if agent is not None and settings is not None else []
+    if agent is not None and settings is not None:  # Ready volumes / Running VMs vs the agents
+        repaired += truth.reconcile_if_due(db, agent, settings)  # every reconcile.truth.interval s
     if published or woken:
         log.info("sweep: published %d unpublished job(s), woke %d job(s)", published, woken)
     return {"published": published, "woken": woken, "repaired": len(repaired)}

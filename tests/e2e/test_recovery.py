@@ -2,7 +2,9 @@
 going offline (the seed's negative test), Redis restarted with jobs queued. Every job ends, and
 every volume's data is complete in exactly the place the database records."""
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -152,3 +154,42 @@ def test_redis_restarted_with_jobs_queued_loses_no_job(make_stack, private_redis
         assert end_of(api, jobid)["jobstatus"] == 1
     for v in vols:
         assert assert_data_where_recorded(stack, v["id"])["storage"] == "dst"
+    # A Celery worker holding a task may exit on the restart (Celery/kombu 5.x); motion worker
+    # starts it again: the worker process is still there and runs jobs submitted afterwards.
+    stack.procs.check_alive()
+    src = pool(api, "src")["id"]
+    again = [api.migrateVolume(volumeid=v["id"], storageid=src, livemigrate=True)["jobid"] for v in vols]
+    for jobid in again:
+        assert end_of(api, jobid)["jobstatus"] == 1
+    for v in vols:
+        assert assert_data_where_recorded(stack, v["id"])["storage"] == "src"
+    stack.procs.check_alive()
+
+
+def children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_celery_worker_that_exits_alone_is_started_again_by_motion_worker(make_stack):
+    stack = make_stack(inventory=BUSY)
+    supervisor = stack.procs.procs["worker0"]
+    [celery] = wait_until(lambda: children(supervisor.pid), timeout=60, what="the Celery worker")
+    os.kill(celery, signal.SIGKILL)  # the Celery worker alone, as if it had exited by itself
+    wait_until(lambda: [p for p in children(supervisor.pid) if p != celery], timeout=120,
+               what="the Celery worker started again")
+    assert supervisor.poll() is None
+    assert "exited by itself" in stack.procs.log("worker0")
+    vol = stack.api.listVolumes(name="busy-5-root")["volume"][0]
+    job = stack.api.migrateVolume(volumeid=vol["id"], storageid=pool(stack.api, "dst")["id"], livemigrate=True)
+    assert end_of(stack.api, job["jobid"])["jobstatus"] == 1
+    assert assert_data_where_recorded(stack, vol["id"])["storage"] == "dst"
