@@ -17,6 +17,11 @@ SETTABLE = {
     "pool.storage.allocated.capacity.disablethreshold": (float, lambda v: 0 < v <= 1,
                                                          "a number above 0 and at most 1"),
     "pool.storage.migration.limit": (int, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000"),
+    "agent.unreachable.giveup": (int, lambda v: 0 <= v <= 7 * 24 * 3600,
+                                 "an integer number of seconds from 0 to 604800"),
+    "reconcile.truth.interval": (int, lambda v: 0 <= v <= 7 * 24 * 3600,
+                                 "an integer number of seconds from 0 (off) to 604800"),
+    "reconcile.truth.batch": (int, lambda v: 1 <= v <= 100_000, "an integer from 1 to 100000"),
 }
 
 

@@ -91,11 +91,13 @@ def _intake_facts_query():
 _INTAKE_FACTS = _intake_facts_query()
 _LOCK_VM = (update(VirtualMachine.__table__)
             .where(VirtualMachine.__table__.c.id == bindparam("vm_id"),
-                   VirtualMachine.__table__.c.state == VmState.RUNNING)
+                   VirtualMachine.__table__.c.state == VmState.RUNNING,
+                   VirtualMachine.__table__.c.host_id == bindparam("at_host_id"))
             .values(state=VmState.RUNNING))
 _TAKE_VOLUME = (update(Volume.__table__)
                 .where(Volume.__table__.c.id == bindparam("volume_id"),
-                       Volume.__table__.c.state == VolumeState.READY)
+                       Volume.__table__.c.state == VolumeState.READY,
+                       Volume.__table__.c.pool_id == bindparam("at_pool_id"))
                 .values(state=VolumeState.MIGRATING))
 _INSERT_JOB = insert(AsyncJob.__table__)
 _INSERT_RESOURCE = insert(JobResource.__table__)
@@ -182,9 +184,11 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
     check_migrate_volume(s, volume, dest, livemigrate)
     vm = volume.vm
     # Compare-and-set, as ``db.cas``: lock the VM as Running too, so that a VM migration that
-    # starts at the same moment and this volume migration cannot both win.
-    if (s.execute(_LOCK_VM, {"vm_id": vm.id}).rowcount != 1
-            or s.execute(_TAKE_VOLUME, {"volume_id": volume.id}).rowcount != 1):
+    # starts at the same moment and this volume migration cannot both win; and on the host and
+    # pool read above, so that a repair by the truth reconciler in between cannot leave the job
+    # a stale source.
+    if (s.execute(_LOCK_VM, {"vm_id": vm.id, "at_host_id": vm.host_id}).rowcount != 1
+            or s.execute(_TAKE_VOLUME, {"volume_id": volume.id, "at_pool_id": volume.pool_id}).rowcount != 1):
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"another operation has just taken it")
     job_id, event_id = _reserve_ids(s)

@@ -232,3 +232,22 @@ def test_migrate_vm_with_volume_answers_a_job_id(env):
     assert status == 200 and body["migratevirtualmachinewithvolumeresponse"]["jobid"]
     job = env["admin"].call("queryAsyncJobResult", jobid=body["migratevirtualmachinewithvolumeresponse"]["jobid"])
     assert job[1]["queryasyncjobresultresponse"]["cmd"].endswith("MigrateVirtualMachineWithVolumeCmd")
+
+
+@pytest.mark.parametrize("name,value", [("reconcile.truth.interval", "60"), ("reconcile.truth.interval", "0"),
+                                        ("reconcile.truth.batch", "50"), ("agent.unreachable.giveup", "120")])
+def test_update_configuration_changes_the_reconciler_and_giveup_settings(env, name, value):
+    status, body = env["admin"].call("updateConfiguration", name=name, value=value)
+    assert status == 200 and body["updateconfigurationresponse"]["configuration"]["value"] == value
+    status, body = env["admin"].call("listConfigurations", name=name)
+    assert status == 200 and body["listconfigurationsresponse"]["configuration"][0]["value"] == value
+
+
+@pytest.mark.parametrize("name,value", [("reconcile.truth.interval", "-1"), ("reconcile.truth.batch", "0"),
+                                        ("reconcile.truth.batch", "many"), ("agent.unreachable.giveup", "1.5h")])
+def test_update_configuration_refuses_a_bad_value_with_431_and_keeps_the_old_one(env, name, value):
+    _, before = env["admin"].call("listConfigurations", name=name)
+    status, body = env["admin"].call("updateConfiguration", name=name, value=value)
+    assert status == 431 and name in body["updateconfigurationresponse"]["errortext"]
+    _, after = env["admin"].call("listConfigurations", name=name)
+    assert after == before
