@@ -263,7 +263,8 @@ class Runner:
                 unreachable_since = unreachable_since or now
                 note = (f"the agent of host {plan.host_name} has not answered "
                         f"since {unreachable_since:%Y-%m-%d %H:%M:%S} UTC; retrying")
-                record, backoff = None, min(backoff * 2, 30.0)
+                # back off, but look again (and so renew the lease) well before the lease runs out
+                record, backoff = None, min(backoff * 2, 30.0, self.settings.lease_seconds / 3)
                 pause = backoff
             if record is not None:
                 last_state = record.get("state")
@@ -319,6 +320,19 @@ class Runner:
     def finish(self, plan: Plan, record: dict) -> str:
         """One transaction: the objects where the agent put them, the job succeeded, its slot
         freed and the refused jobs of its hosts picked to wake (published after commit)."""
+        try:
+            return self._finish(plan, record)
+        except ConcurrentOperation:
+            return self._lost(plan, "succeeded")
+
+    def _lost(self, plan: Plan, outcome: str) -> str:
+        """Our lease ran out before we could record the outcome (the transaction changed nothing):
+        the worker that holds the job now asks the agent again and records it."""
+        log.warning("job %s: lease lost before recording that it %s; its new owner records the outcome",
+                    plan.job_uuid, outcome)
+        return "lease-lost"
+
+    def _finish(self, plan: Plan, record: dict) -> str:
         with self.db.uow() as uow:
             s = uow.session
             hosts = slots.lock(s, plan.host_ids)  # hosts before rows, as admission does
@@ -334,6 +348,12 @@ class Runner:
         return "succeeded"
 
     def roll_back(self, plan: Plan, code: int, text: str) -> str:
+        try:
+            return self._roll_back(plan, code, text)
+        except ConcurrentOperation:
+            return self._lost(plan, "failed")
+
+    def _roll_back(self, plan: Plan, code: int, text: str) -> str:
         with self.db.uow() as uow:
             s = uow.session
             hosts = slots.lock(s, plan.host_ids)

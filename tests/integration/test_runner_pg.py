@@ -178,3 +178,30 @@ def test_an_agent_that_answers_the_post_with_the_outcome_is_not_polled(db):
     assert Runner(db, agent, settings(db)).run(job_id) == "succeeded"
     assert agent.polls == 0 and job_row(db, job_id).status == 1
     assert job_row(db, job_id).lease_owner is None
+
+
+class StolenLeaseAgent(FakeAgent):
+    """While the command runs, another worker takes the job over (our lease ran out meanwhile)."""
+
+    def __init__(self, db):
+        super().__init__(polls_before_end=3)
+        self.db = db
+
+    def get_command(self, base_url, command_id):
+        if self.polls == 1:
+            with self.db.uow() as uow:
+                job = uow.session.scalar(select(models.AsyncJob).where(models.AsyncJob.uuid == command_id))
+                job.lease_owner = "the-new-owner"
+                uow.commit()
+        return super().get_command(base_url, command_id)
+
+
+def test_a_worker_that_lost_its_lease_records_no_outcome_and_says_so(db):
+    job_id, _ = submit(db)
+    runner = Runner(db, StolenLeaseAgent(db), settings(db).with_(poll_interval=10.0))
+    assert runner.run(job_id) == "lease-lost"
+    job = job_row(db, job_id)
+    assert (job.status, job.lease_owner) == (0, "the-new-owner")
+    vol = volume_row(db, "vm1-root")
+    [gold] = ids(db, models.StoragePool, "c1-gold")
+    assert (vol.state, vol.pool_id) == ("Migrating", gold)
