@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from cs import CloudStackApiException
 
 from tests.conftest import free_port, wait_until
+from tests.helpers import children
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 BUSY = Path(__file__).with_name("busy_host.yaml")
@@ -165,19 +165,6 @@ def test_redis_restarted_with_jobs_queued_loses_no_job(make_stack, private_redis
         assert assert_data_where_recorded(stack, v["id"])["storage"] == "src"
     stack.procs.check_alive()
 
-
-def children(pid: int) -> list[int]:
-    """Pids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def test_a_celery_worker_that_exits_alone_is_started_again_by_motion_worker(make_stack):

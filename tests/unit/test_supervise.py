@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 from tests.conftest import wait_until
+from tests.helpers import children
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,16 +68,3 @@ def test_a_child_killed_by_a_signal_after_a_stop_request_gives_128_plus_the_sign
         if sup.poll() is None:
             os.killpg(sup.pid, signal.SIGKILL)
 
-
-def children(pid: int) -> list[int]:
-    """Pids whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
