@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import sys
 
-# bench/ holds modules named like the standard library's (copy.py): import this directory as the
-# package ``bench`` from the repository root, never as the first entry of sys.path.
+# Import this directory as the package ``bench`` from the repository root, never as the first
+# entry of sys.path (its helpers have short names that could shadow other modules).
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [os.path.dirname(BENCH)] + [p for p in sys.path if os.path.abspath(p or ".") != BENCH]
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this file's directory comes first on sys.path, where bench/copy.py would shadow
-# the standard library's copy module: put the repository there instead.
+# Run as a script, this file's directory comes first on sys.path: put the repository root there
+# instead, so that the project and the bench helpers import as packages (bench._common, ...).
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402

@@ -54,6 +54,6 @@ def test_the_drain_benchmark_reports_the_makespan_against_the_ideal_bound_withou
 
 
 def test_the_copy_benchmark_reports_the_agents_copy_rate_against_cp(tmp_path):
-    report = run_bench("copy.py", "--size-mib", "8", "--repeat", "1", "--dir", str(tmp_path))
+    report = run_bench("copy_rate.py", "--size-mib", "8", "--repeat", "1", "--dir", str(tmp_path))
     assert "results (medians of 1; 8 MiB)" in report
     assert "ratio to cp " in report and "target >= 0.9" in report

@@ -10,16 +10,16 @@ copy (the same durability as the agent). Runs alternate (cp, cp + fsync, agent; 
 the volume back and forth), with ``sync`` before each so no run pays for another's writeback; the
 source stays in the page cache throughout, for all of them alike. Medians of ``--repeat`` runs.
 
-    python bench/copy.py                          # 1 GiB, 3 repeats, under the system temp dir
-    python bench/copy.py --size-mib 64 --repeat 1 --dir /var/tmp
+    python bench/copy_rate.py                          # 1 GiB, 3 repeats, under the system temp dir
+    python bench/copy_rate.py --size-mib 64 --repeat 1 --dir /var/tmp
 """
 from __future__ import annotations
 
 import os
 import sys
 
-# Run as a script, this file's directory comes first on sys.path, where bench/copy.py would shadow
-# the standard library's copy module: put the repository there instead.
+# Run as a script, this file's directory comes first on sys.path: put the repository root there
+# instead, so that the project and the bench helpers import as packages (bench._common, ...).
 sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
