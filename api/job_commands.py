@@ -109,5 +109,5 @@ def cancel_async_job(ctx: Context) -> dict:
     job = ctx.params.entity(ctx.session, m.AsyncJob, "jobid", required=True)
     job_id = job.id
     ctx.session.rollback()
-    cancel.cancel_job(ctx.db, ctx.settings, ctx.caller, job_id)
+    cancel.cancel_job(ctx.db, ctx.settings, ctx.caller, job_id, ctx.enqueue)
     return _render(ctx)(ctx.session.get(m.AsyncJob, job_id))

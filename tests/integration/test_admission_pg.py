@@ -213,3 +213,14 @@ def test_the_inventory_sets_a_per_host_limit(tmp_path):
         assert host.max_storage_migrations == 5 and slots.host_limit(uow.session, host) == 5
         assert inventory.dump(uow.session)["zones"][0]["pods"][0]["clusters"][0]["hosts"][0]["max_storage_migrations"] == 5
     database.dispose()
+
+
+def test_cancelling_a_queued_job_wakes_the_younger_job_it_kept_waiting(db, three_jobs):
+    caller, (j1, j2, _j3) = three_jobs
+    assert Runner(db, HangingAgent(), settings(db, "w1")).claim(j1)  # queued, being looked at
+    assert not dispatch(db, j2, "w2")
+    assert job(db, j2).status_text == "waiting: an older job waits for host h1"
+    woken = []
+    assert cancel_job(db, settings(db), caller, j1, wake=woken.append) == "cancelled"
+    assert woken == [j2] and job(db, j2).status_text is None
+    assert dispatch(db, j2, "w2")
