@@ -101,14 +101,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05, error: type = SystemExit):
+    """Poll ``predicate`` until it is truthy; raise ``error`` after ``timeout`` seconds."""
     end = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > end:
-            raise SystemExit(f"bench: timed out after {timeout} s waiting for {what}")
+            raise error(f"bench: timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
 
 

@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,26 +23,15 @@ from pathlib import Path
 
 import requests
 
+from bench._common import free_port, wait_for  # noqa: F401  (free_port: chaos.py takes it from here)
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_SERVER = os.environ.get("MOTION_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
     """Poll ``predicate`` until it is truthy; raise RuntimeError after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, what, interval, error=RuntimeError)
 
 
 def http_up(url: str) -> bool:
