@@ -181,19 +181,22 @@ def choose_pool(volume: VolumeFacts, host: HostFacts, pools: list[PoolFacts], pl
     ``planned`` onto it) and has the most room left; ties by name. Returns (pool, None) or
     (None, the reason there is no place).
     """
-    if host_reaches(host, volume.pool):
-        return volume.pool, None
-    local, need, size = volume.pool.is_local, split_tags(volume.offering_tags), volume.size
-    best, best_key = None, None
-    for pool in pools:  # a tight loop: this runs for every host and volume of a zone
+    # A tight loop: this runs for every host of a zone and every volume that may move.
+    current = volume.pool
+    if reaches(host.id, host.zone_id, host.cluster_id, current):
+        return current, None
+    local, need, size = current.is_local, split_tags(volume.offering_tags), volume.size
+    best, best_free = None, 0
+    for pool in pools:
         if pool.is_local != local or pool.state != "Up":
             continue
-        free = int(pool.capacity * overprovisioning) - pool.allocated - (planned.get(pool.id, 0) if planned else 0)
+        free = int(pool.capacity * overprovisioning) - pool.allocated
+        if planned:
+            free -= planned.get(pool.id, 0)
         if free < size or (need and not need <= split_tags(pool.tags)):
             continue
-        key = (-free, pool.name)
-        if best_key is None or key < best_key:
-            best, best_key = pool, key
+        if best is None or free > best_free or (free == best_free and pool.name < best.name):
+            best, best_free = pool, free
     if best is not None:
         return best, None
     kind = "local" if local else "shared"

@@ -10,20 +10,22 @@ Two ways to read them:
   (``placement.choose_pool``); placing ``k`` volumes changes the room of at most ``k - 1`` pools
   before the last one is placed, so for each cluster the ``k`` roomiest eligible pools (with every
   pool tied with the ``k``-th) always contain the winner, and if none of them has room, no other
-  pool of the cluster has. The query ranks each cluster's pools by room once per distinct set of
-  tags the VM's volumes need. Zone-wide pools come whole. When a volume finds no place, the
+  pool of the cluster has. The query ranks the Up pools of each cluster and tag string by room
+  and keeps the ``k`` first of each: the roomiest pools eligible for a need are among them,
+  whatever tags the need asks for. Zone-wide pools come whole. When a volume finds no place, the
   caller reads the whole zone instead (``zone_pools``), so a refusal lists exactly the pools it
   would list anyway.
 
-Tags are matched in Python on the zone's few distinct tag strings, with the same
-``placement.split_tags`` the rules use, so SQL never has to parse a tag list.
+Tags are matched in Python, with the same ``placement.split_tags`` the rules use, so SQL never
+has to parse a tag list. The statements are built once per shape and cached.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, cast, func, literal, select, union_all
+from functools import lru_cache
+
+from sqlalchemy import BigInteger, Float, Integer, bindparam, cast, func, select, union_all
 from sqlalchemy.orm import Session
 
-from . import placement
 from .models import StoragePool, Volume
 from .placement import PoolFacts
 
@@ -38,10 +40,10 @@ def _allocated(zone_id: int):
             .where(Volume.zone_id == zone_id).group_by(Volume.pool_id))
 
 
-def _rows(session: Session, query) -> dict[int, PoolFacts]:
+def _rows(session: Session, query, params: dict | None = None) -> dict[int, PoolFacts]:
     make = PoolFacts._make
     # .all(): one fetchall; iterating a result fetches row by row, several times slower.
-    return {r[10]: make(r) for r in session.connection().execute(query).all()}
+    return {r[10]: make(r) for r in session.connection().execute(query, params or {}).all()}
 
 
 def zone_pools(session: Session, zone_id: int, include_local: bool = True) -> dict[int, PoolFacts]:
@@ -65,20 +67,19 @@ def pools_by_id(session: Session, zone_id: int, pool_ids: set[int]) -> dict[int,
                  .where(P.id.in_(pool_ids), P.zone_id == zone_id))
 
 
-def _room(session: Session, overprovisioning: float, allocated):
+def _room(dialect: str, overprovisioning, allocated):
     """``int(capacity x factor) - allocated`` in SQL, exactly as ``placement.free_bytes`` has it."""
-    scaled = P.capacity_bytes * literal(float(overprovisioning))
-    whole = (cast(func.floor(scaled), BigInteger) if session.get_bind().dialect.name == "postgresql"
+    scaled = P.capacity_bytes * overprovisioning
+    whole = (cast(func.floor(scaled), BigInteger) if dialect == "postgresql"
              else cast(scaled, Integer))  # SQLite: CAST truncates, as int() does (capacity >= 0)
     return whole - func.coalesce(allocated.c.allocated, 0)
 
 
-def candidate_pools(session: Session, zone_id: int, needs: list[str | None], overprovisioning: float,
-                    include_local: bool, pool_ids: set[int]) -> dict[int, PoolFacts]:
-    """In one query (one pass over the zone's volumes): the shared pools of the zone that can win
-    a place for volumes with these storage tag ``needs`` (one entry per volume to place) - per
-    cluster the ``len(needs)`` roomiest Up pools eligible for each distinct need, ties included -,
-    every zone-wide pool, every local pool with ``include_local``, and the pools ``pool_ids``."""
+@lru_cache(maxsize=64)
+def _candidates_query(dialect: str, include_local: bool, with_ids: bool, ranked: bool):
+    """The statement of ``candidate_pools`` for one shape, built once (building it costs more
+    than running it); the values are bound parameters."""
+    zone_id = bindparam("zone_id", type_=Integer)
     allocated = _allocated(zone_id).cte("allocated")
     used = func.coalesce(allocated.c.allocated, 0)
 
@@ -89,20 +90,36 @@ def candidate_pools(session: Session, zone_id: int, needs: list[str | None], ove
     branches = [plain(P.zone_id == zone_id, P.scope == "ZONE")]
     if include_local:
         branches.append(plain(P.zone_id == zone_id, P.scope == "HOST"))
+    if with_ids:
+        branches.append(plain(P.zone_id == zone_id, P.id.in_(bindparam("pool_ids", expanding=True))))
+    if ranked:
+        room = _room(dialect, bindparam("factor", type_=Float), allocated)
+        rank = func.rank().over(partition_by=(P.cluster_id, P.tags), order_by=room.desc())
+        inner = (select(*_FIRST, used.label("allocated_bytes"), P.id.label("pool_id"), rank.label("rank"))
+                 .outerjoin(allocated, allocated.c.pool_id == P.id)
+                 .where(P.zone_id == zone_id, P.scope == "CLUSTER", P.state == "Up")
+                 .subquery())
+        branches.append(select(*[c for c in inner.c if c.name != "rank"])
+                        .where(inner.c.rank <= bindparam("k", type_=Integer)))
+    return union_all(*branches)
+
+
+def candidate_pools(session: Session, zone_id: int, needs: list[str | None], overprovisioning: float,
+                    include_local: bool, pool_ids: set[int]) -> dict[int, PoolFacts]:
+    """In one query (one pass over the zone's volumes): the shared pools of the zone that can win
+    a place for ``len(needs)`` volumes with these storage tag ``needs``, every zone-wide pool,
+    every local pool with ``include_local``, and the pools ``pool_ids``.
+
+    The shared ones: for each cluster and each tag string its pools carry, the ``len(needs)``
+    roomiest Up pools with that string, ties included. The roomiest pools eligible for a need
+    are pools of the strings that satisfy it, and each is among the roomiest of its own string,
+    so every winner is read without knowing the zone's tag strings first.
+    """
+    dialect = session.get_bind().dialect.name
+    query = _candidates_query(dialect, include_local, bool(pool_ids), bool(needs))
+    params = {"zone_id": zone_id}
     if pool_ids:
-        branches.append(plain(P.zone_id == zone_id, P.id.in_(pool_ids)))
+        params["pool_ids"] = sorted(pool_ids)
     if needs:
-        strings = session.scalars(select(P.tags).distinct().where(
-            P.zone_id == zone_id, P.scope == "CLUSTER", P.state == "Up")).all()
-        for need in {placement.split_tags(n) for n in needs}:
-            matching = [s for s in strings if need <= placement.split_tags(s)]
-            if not matching:
-                continue
-            rank = func.rank().over(partition_by=P.cluster_id,
-                                    order_by=_room(session, overprovisioning, allocated).desc())
-            ranked = (select(*_FIRST, used.label("allocated_bytes"), P.id.label("pool_id"), rank.label("rank"))
-                      .outerjoin(allocated, allocated.c.pool_id == P.id)
-                      .where(P.zone_id == zone_id, P.scope == "CLUSTER", P.state == "Up", P.tags.in_(matching))
-                      .subquery())
-            branches.append(select(*[c for c in ranked.c if c.name != "rank"]).where(ranked.c.rank <= len(needs)))
-    return _rows(session, union_all(*branches))
+        params.update(factor=float(overprovisioning), k=len(needs))
+    return _rows(session, query, params)

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, cast, func, select
 from sqlalchemy.orm import Session
 
 from . import globalconfig, placement, pool_facts, responses
 from .errors import InvalidParameter
 from .models import (Cluster, DiskOffering, Host, HypervisorCapability, Pod, ServiceOffering, StoragePool,
-                     VirtualMachine, Volume)
+                     VirtualMachine, Volume, Zone)
 from .placement import HostFacts, PoolFacts, VolumeFacts
 from .states import VmState
 
@@ -34,34 +34,33 @@ def motion_versions(session: Session) -> set[tuple[str, str]]:
                                .where(HypervisorCapability.storage_migration_supported.is_(True))).all())
 
 
-def host_allocations(session: Session, zone_id: int) -> dict[int, tuple[int, int]]:
-    """CPU (MHz) and memory (bytes) of the active VMs on each host of the zone."""
-    rows = session.connection().execute(
-        select(VirtualMachine.host_id,
-               func.sum(ServiceOffering.cpu_number * ServiceOffering.cpu_speed),
-               func.sum(ServiceOffering.memory))
-        .join(ServiceOffering, ServiceOffering.id == VirtualMachine.service_offering_id)
-        .where(VirtualMachine.zone_id == zone_id, VirtualMachine.state.in_(ACTIVE_VM_STATES),
-               VirtualMachine.host_id.is_not(None))
-        .group_by(VirtualMachine.host_id)).all()
-    return {host_id: (int(cpu or 0), int(mem or 0)) for host_id, cpu, mem in rows}
+def _allocations(zone_id: int):
+    """CPU (MHz) and memory (bytes) of the active VMs on each host of the zone, as a subquery."""
+    return (select(VirtualMachine.host_id.label("host_id"),
+                   cast(func.sum(ServiceOffering.cpu_number * ServiceOffering.cpu_speed), BigInteger).label("cpu"),
+                   cast(func.sum(ServiceOffering.memory), BigInteger).label("memory"))
+            .join(ServiceOffering, ServiceOffering.id == VirtualMachine.service_offering_id)
+            .where(VirtualMachine.zone_id == zone_id, VirtualMachine.state.in_(ACTIVE_VM_STATES),
+                   VirtualMachine.host_id.is_not(None))
+            .group_by(VirtualMachine.host_id).subquery())
 
 
 def zone_hosts(session: Session, zone_id: int) -> tuple[dict[int, HostFacts], dict[int, tuple]]:
-    """The zone's hosts as the rules see them, and the rest of what a host response shows
-    (uuid, ip address, pod uuid and name, cluster uuid and name, cpu number and speed, created),
-    from one query."""
-    allocations = host_allocations(session, zone_id)
+    """The zone's hosts as the rules see them (with the CPU and memory their active VMs take),
+    and the rest of what a host response shows (uuid, ip address, pod uuid and name, cluster uuid
+    and name, cpu number and speed, created), from one query."""
+    used = _allocations(zone_id)
     rows = session.connection().execute(
         select(Host.id, Host.name, Host.zone_id, Host.cluster_id, Host.status, Host.resource_state,
                Host.hypervisor, Host.hypervisor_version, Host.cpu_number * Host.cpu_speed, Host.memory,
-               Host.host_tags, Host.uuid, Host.ip_address, Pod.uuid, Pod.name, Cluster.uuid, Cluster.name,
+               Host.host_tags, func.coalesce(used.c.cpu, 0), func.coalesce(used.c.memory, 0),
+               Host.uuid, Host.ip_address, Pod.uuid, Pod.name, Cluster.uuid, Cluster.name,
                Host.cpu_number, Host.cpu_speed, Host.created)
         .join(Pod, Pod.id == Host.pod_id).join(Cluster, Cluster.id == Host.cluster_id)
+        .outerjoin(used, used.c.host_id == Host.id)
         .where(Host.zone_id == zone_id).order_by(Host.id)).all()
-    none = (0, 0)
-    return ({r[0]: HostFacts(*r[:11], *allocations.get(r[0], none)) for r in rows},
-            {r[0]: r[11:] for r in rows})
+    make = HostFacts._make
+    return {r[0]: make(r[:13]) for r in rows}, {r[0]: r[13:] for r in rows}
 
 
 @dataclass
@@ -102,8 +101,13 @@ class VmMove:
         self._partial = True
         self._index()
         self.volumes = [VolumeFacts(r[0], r[1], r[2], self.pools[r[3]], r[4], r[5]) for r in rows]
-        so = vm.service_offering
-        self.need_cpu, self.need_memory, self.need_tags = so.cpu_number * so.cpu_speed, so.memory, so.host_tags
+        self._local = [v for v in self.volumes if v.pool.is_local]
+        self._local_bytes = sum(v.size for v in self._local)
+        self._local_needs = {placement.split_tags(v.offering_tags) for v in self._local}
+        self.need_cpu, self.need_memory, self.need_tags, *self._zone = session.connection().execute(
+            select(ServiceOffering.cpu_number * ServiceOffering.cpu_speed, ServiceOffering.memory,
+                   ServiceOffering.host_tags, Zone.uuid, Zone.name)
+            .where(ServiceOffering.id == vm.service_offering_id, Zone.id == vm.zone_id)).one()
         self.motion_supported = (self.source.hypervisor, self.source.version) in motion_versions(session)
         self._cluster_plans: dict[int, tuple[dict[int, int], list[str], bool]] = {}
 
@@ -137,8 +141,8 @@ class VmMove:
         """The CloudStack host response of a host of the VM's zone."""
         uuid, ip, pod_uuid, pod_name, cluster_uuid, cluster_name, cpu_number, cpu_speed, created = \
             self._details[facts.id]
-        zone = self.vm.zone
-        return responses.host_fields(uuid, facts.name, facts.status, ip, zone.uuid, zone.name, pod_uuid, pod_name,
+        zone_uuid, zone_name = self._zone
+        return responses.host_fields(uuid, facts.name, facts.status, ip, zone_uuid, zone_name, pod_uuid, pod_name,
                                      cluster_uuid, cluster_name, facts.hypervisor, facts.version, cpu_number,
                                      cpu_speed, facts.memory, facts.host_tags, facts.resource_state, created,
                                      facts.cpu_allocated, facts.memory_allocated)
@@ -169,16 +173,37 @@ class VmMove:
                     continue
             if pool.id != volume.pool.id:
                 moves[volume.id] = pool.id
-                planned[pool.id] += volume.size
+                planned[pool.id] = planned.get(pool.id, 0) + volume.size
         return problems
+
+    def _all_fit_local(self, host: HostFacts, moves: dict[int, int]) -> bool:
+        """The common case of ``_place`` for the local volumes, decided without it: the host has
+        one local pool, Up, with every tag they need and room for all of them - then
+        ``choose_pool`` sends each there, one after the other. Records the moves; False means
+        "not that case" (``_place`` decides, and says why not)."""
+        pools = self.by_host.get(host.id)
+        if not pools or len(pools) != 1:
+            return False
+        pool = pools[0]
+        if pool.state != "Up" or not pool.is_local or \
+                int(pool.capacity * self.factor) - pool.allocated < self._local_bytes:
+            return False
+        have = placement.split_tags(pool.tags)
+        if not all(need <= have for need in self._local_needs):
+            return False
+        for volume in self._local:
+            if volume.pool.id != pool.id:
+                moves[volume.id] = pool.id
+        return True
 
     def judge(self, host_id: int, explicit: dict[int, int] | None = None) -> HostVerdict:
         """The verdict for moving the VM to ``host_id``; ``explicit`` maps volume id -> pool id."""
         explicit = explicit or {}
         host = self.facts[host_id]
-        local = [v for v in self.volumes if v.pool.is_local or v.id in explicit]
+        local = [v for v in self.volumes if v.pool.is_local or v.id in explicit] if explicit else self._local
         moves: dict[int, int] = {}
-        problems = self._place(host, local, explicit, moves, defaultdict(int)) if local else []
+        problems = [] if not local or (not explicit and self._all_fit_local(host, moves)) else \
+            self._place(host, local, explicit, moves, {})
         shared_moves, shared_problems, shared_away = self._shared_plan(host, explicit)
         moves.update(shared_moves)
         problems += shared_problems
@@ -196,7 +221,7 @@ class VmMove:
         if plan is None:
             shared = [v for v in self.volumes if not v.pool.is_local and v.id not in explicit]
             moves: dict[int, int] = {}
-            problems = self._place(host, shared, {}, moves, defaultdict(int))
+            problems = self._place(host, shared, {}, moves, {})
             if problems and self._partial:  # say why not over every pool, as the rules see them
                 self._load_whole_zone()
                 return self._shared_plan(host, explicit)
