@@ -89,6 +89,9 @@ class StoragePool(_Identified, Base):
     path: Mapped[str] = mapped_column(String(512))
     tags: Mapped[str] = mapped_column(Text, default="")  # comma-separated storage tags
     capacity_bytes: Mapped[int] = mapped_column(BigInteger)
+    # The sum of the sizes of the volumes on the pool, kept by triggers on volumes (migration
+    # 0008) in the transaction that changes them; read it with a query, never set it.
+    allocated_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     state: Mapped[str] = mapped_column(String(32), default="Up")  # Up / Disabled / Maintenance
     zone: Mapped[Zone] = relationship()
     pod: Mapped[Pod | None] = relationship()

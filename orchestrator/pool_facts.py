@@ -2,9 +2,8 @@
 
 Two ways to read them:
 
-- ``zone_pools``: every pool of the zone (optionally without the local ones) with the bytes
-  allocated on each. Exact and complete; a zone of thousands of pools costs a few milliseconds
-  per thousand.
+- ``zone_pools``: every pool of the zone (optionally without the local ones). Exact and
+  complete; a zone of thousands of pools costs a few milliseconds per thousand.
 - ``candidate_pools``: for a VM whose shared volumes may have to move, only the shared pools
   that can win. A volume goes to the Up pool with the most room that carries its storage tags
   (``placement.choose_pool``); placing ``k`` volumes changes the room of at most ``k - 1`` pools
@@ -26,18 +25,13 @@ from functools import lru_cache
 from sqlalchemy import BigInteger, Float, Integer, bindparam, cast, func, select, union_all
 from sqlalchemy.orm import Session
 
-from .models import StoragePool, Volume
+from .models import StoragePool
 from .placement import PoolFacts
 
 P = StoragePool
-# The columns of PoolFacts, in order (allocated comes from the caller's join).
-_FIRST = (P.name, P.is_local, P.scope, P.state, P.zone_id, P.cluster_id, P.host_id, P.tags, P.capacity_bytes)
-
-
-def _allocated(zone_id: int):
-    """Bytes of volumes on each pool of the zone (index-only scan of ix_volumes_zone_pool_size)."""
-    return (select(Volume.pool_id, cast(func.sum(Volume.size), BigInteger).label("allocated"))
-            .where(Volume.zone_id == zone_id).group_by(Volume.pool_id))
+# The columns of PoolFacts, in order. allocated_bytes is kept by triggers on volumes (migration 0008).
+_COLUMNS = (P.name, P.is_local, P.scope, P.state, P.zone_id, P.cluster_id, P.host_id, P.tags, P.capacity_bytes,
+            P.allocated_bytes, P.id)
 
 
 def _rows(session: Session, query, params: dict | None = None) -> dict[int, PoolFacts]:
@@ -47,32 +41,26 @@ def _rows(session: Session, query, params: dict | None = None) -> dict[int, Pool
 
 
 def zone_pools(session: Session, zone_id: int, include_local: bool = True) -> dict[int, PoolFacts]:
-    """Every pool of the zone with the bytes allocated on it; local pools only with ``include_local``."""
-    allocated = _allocated(zone_id).subquery()
-    query = (select(*_FIRST, func.coalesce(allocated.c.allocated, 0), P.id)
-             .outerjoin(allocated, allocated.c.pool_id == P.id).where(P.zone_id == zone_id))
+    """Every pool of the zone; local pools only with ``include_local``."""
+    query = select(*_COLUMNS).where(P.zone_id == zone_id)
     if not include_local:
         query = query.where(P.is_local.is_(False))
     return _rows(session, query)
 
 
 def pools_by_id(session: Session, zone_id: int, pool_ids: set[int]) -> dict[int, PoolFacts]:
-    """These pools, if they are in the zone, with their allocations."""
+    """These pools, if they are in the zone."""
     if not pool_ids:
         return {}
-    allocated = (select(Volume.pool_id, cast(func.sum(Volume.size), BigInteger).label("allocated"))
-                 .where(Volume.pool_id.in_(pool_ids)).group_by(Volume.pool_id).subquery())
-    return _rows(session, select(*_FIRST, func.coalesce(allocated.c.allocated, 0), P.id)
-                 .outerjoin(allocated, allocated.c.pool_id == P.id)
-                 .where(P.id.in_(pool_ids), P.zone_id == zone_id))
+    return _rows(session, select(*_COLUMNS).where(P.id.in_(pool_ids), P.zone_id == zone_id))
 
 
-def _room(dialect: str, overprovisioning, allocated):
+def _room(dialect: str, overprovisioning):
     """``int(capacity x factor) - allocated`` in SQL, exactly as ``placement.free_bytes`` has it."""
     scaled = P.capacity_bytes * overprovisioning
     whole = (cast(func.floor(scaled), BigInteger) if dialect == "postgresql"
              else cast(scaled, Integer))  # SQLite: CAST truncates, as int() does (capacity >= 0)
-    return whole - func.coalesce(allocated.c.allocated, 0)
+    return whole - P.allocated_bytes
 
 
 @lru_cache(maxsize=64)
@@ -80,25 +68,18 @@ def _candidates_query(dialect: str, include_local: bool, with_ids: bool, ranked:
     """The statement of ``candidate_pools`` for one shape, built once (building it costs more
     than running it); the values are bound parameters."""
     zone_id = bindparam("zone_id", type_=Integer)
-    allocated = _allocated(zone_id).cte("allocated")
-    used = func.coalesce(allocated.c.allocated, 0)
-
-    def plain(*where):
-        return select(*_FIRST, used, P.id).outerjoin(allocated, allocated.c.pool_id == P.id).where(*where)
-
     # By scope, which ix_storage_pools_zone_scope finds directly (local pools are HOST-scoped).
-    branches = [plain(P.zone_id == zone_id, P.scope == "ZONE")]
+    branches = [select(*_COLUMNS).where(P.zone_id == zone_id, P.scope == "ZONE")]
     if include_local:
-        branches.append(plain(P.zone_id == zone_id, P.scope == "HOST"))
+        branches.append(select(*_COLUMNS).where(P.zone_id == zone_id, P.scope == "HOST"))
     if with_ids:
-        branches.append(plain(P.zone_id == zone_id, P.id.in_(bindparam("pool_ids", expanding=True))))
+        branches.append(select(*_COLUMNS).where(P.zone_id == zone_id,
+                                                P.id.in_(bindparam("pool_ids", expanding=True))))
     if ranked:
-        room = _room(dialect, bindparam("factor", type_=Float), allocated)
-        rank = func.rank().over(partition_by=(P.cluster_id, P.tags), order_by=room.desc())
-        inner = (select(*_FIRST, used.label("allocated_bytes"), P.id.label("pool_id"), rank.label("rank"))
-                 .outerjoin(allocated, allocated.c.pool_id == P.id)
-                 .where(P.zone_id == zone_id, P.scope == "CLUSTER", P.state == "Up")
-                 .subquery())
+        rank = func.rank().over(partition_by=(P.cluster_id, P.tags),
+                                order_by=_room(dialect, bindparam("factor", type_=Float)).desc())
+        inner = (select(*_COLUMNS, rank.label("rank"))
+                 .where(P.zone_id == zone_id, P.scope == "CLUSTER", P.state == "Up").subquery())
         branches.append(select(*[c for c in inner.c if c.name != "rank"])
                         .where(inner.c.rank <= bindparam("k", type_=Integer)))
     return union_all(*branches)
@@ -106,7 +87,7 @@ def _candidates_query(dialect: str, include_local: bool, with_ids: bool, ranked:
 
 def candidate_pools(session: Session, zone_id: int, needs: list[str | None], overprovisioning: float,
                     include_local: bool, pool_ids: set[int]) -> dict[int, PoolFacts]:
-    """In one query (one pass over the zone's volumes): the shared pools of the zone that can win
+    """In one query: the shared pools of the zone that can win
     a place for ``len(needs)`` volumes with these storage tag ``needs``, every zone-wide pool,
     every local pool with ``include_local``, and the pools ``pool_ids``.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import models as m
@@ -205,9 +205,10 @@ def configuration(c: m.Configuration) -> dict:
 
 
 def allocated_by_pool(session: Session, pool_ids: list[int]) -> dict[int, int]:
-    """Bytes of volumes recorded on each pool (CloudStack's disksizeallocated)."""
+    """Bytes of volumes recorded on each pool (CloudStack's disksizeallocated), as the triggers of
+    migration 0008 keep them."""
     if not pool_ids:
         return {}
-    rows = session.execute(select(m.Volume.pool_id, func.sum(m.Volume.size))
-                           .where(m.Volume.pool_id.in_(pool_ids)).group_by(m.Volume.pool_id))
+    rows = session.execute(select(m.StoragePool.id, m.StoragePool.allocated_bytes)
+                           .where(m.StoragePool.id.in_(pool_ids)))
     return {pid: int(total or 0) for pid, total in rows}

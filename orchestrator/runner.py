@@ -335,7 +335,9 @@ class Runner:
     def _finish(self, plan: Plan, record: dict) -> str:
         with self.db.uow() as uow:
             s = uow.session
-            hosts = slots.lock(s, plan.host_ids)  # hosts before rows, as admission does
+            # Hosts, then pools, before rows, as admission does: the volumes' moves change their
+            # pools' allocated_bytes (triggers of migration 0008), in this order too.
+            hosts = slots.lock(s, plan.host_ids, plan.pool_ids)
             result = plan.apply_success(s, record)
             self._complete(s, plan, JobStatus.SUCCEEDED, 0, result,
                            bytes_done=int(record.get("bytesTotal") or 0), proc_status=100)

@@ -107,7 +107,7 @@ class VmMove:
         self.need_cpu, self.need_memory, self.need_tags, *self._zone = session.connection().execute(
             select(ServiceOffering.cpu_number * ServiceOffering.cpu_speed, ServiceOffering.memory,
                    ServiceOffering.host_tags, Zone.uuid, Zone.name)
-            .where(ServiceOffering.id == vm.service_offering_id, Zone.id == vm.zone_id)).one()
+            .join(Zone, Zone.id == vm.zone_id).where(ServiceOffering.id == vm.service_offering_id)).one()
         self.motion_supported = (self.source.hypervisor, self.source.version) in motion_versions(session)
         self._cluster_plans: dict[int, tuple[dict[int, int], list[str], bool]] = {}
 
