@@ -126,6 +126,7 @@ def run(args, seed: int, work: Path, database_url: str) -> tuple[int, bool]:
         verdicts.update(checks.check_volumes(stack, api, sums))
         verdicts.update(checks.check_vms(stack, api))
         verdicts["no reconciler repair needed"] = checks.check_repairs(database_url)
+        verdicts["pool allocations equal their volumes"] = checks.check_allocations(database_url)
         limit_bad, peak_figures = checks.check_limits(stack, peaks)
         verdicts["per-host concurrency within the limit"] = limit_bad
         recovery = checks.recovery_figures(database_url, chaos.affected)

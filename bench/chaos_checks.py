@@ -74,6 +74,15 @@ def check_jobs(url: str) -> list[str]:
             for u, cmd, phase, owner, attempt in rows]
 
 
+def check_allocations(url: str) -> list[str]:
+    """Every pool's allocated_bytes (kept by triggers) equals the sizes of the volumes on it."""
+    rows = sql(url, "SELECT p.name, p.allocated_bytes, COALESCE(SUM(v.size), 0) FROM storage_pools p "
+                    "LEFT JOIN volumes v ON v.pool_id = p.id GROUP BY p.id, p.name, p.allocated_bytes "
+                    "HAVING p.allocated_bytes <> COALESCE(SUM(v.size), 0) ORDER BY p.name")
+    return [f"pool {name}: allocated_bytes {recorded}, but its volumes take {actual} bytes"
+            for name, recorded, actual in rows]
+
+
 def pool_files(root: Path) -> list[Path]:
     """Every file in a pool directory (the agent's own state under .agent excluded)."""
     return [p for p in root.rglob("*") if p.is_file() and ".agent" not in p.relative_to(root).parts]
