@@ -9,8 +9,10 @@ The inventory comes from ``motion inventory generate``'s generator: ``--zones`` 
 ``--clusters`` clusters of ``--hosts`` hosts, each host with a local pool, each cluster with
 ``--pools`` shared pools, two VMs per host with a ROOT and four DATA volumes. A VM's candidate
 set is its zone, so ``--double`` (twice the zones, same zone size) shows whether latency follows
-the candidate set or the whole inventory. findHostsForMigration is asked for its first page of
-500, as ``cs`` asks. Target: p50 <= 50 ms for each. Prints one report line per inventory.
+the candidate set or the whole inventory; both inventories are then built first and their
+samples timed in turn, so that changes in the machine's load weigh on both alike.
+findHostsForMigration is asked for its first page of 500, as ``cs`` asks. Target: p50 <= 50 ms
+for each. Prints one report line per inventory.
 """
 from __future__ import annotations
 
@@ -122,37 +124,74 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(args, zones: int) -> dict:
-    url = create_database()
-    try:
+class Inventory:
+    """One generated inventory in its own database, served by its own API process."""
+
+    def __init__(self, args, zones: int):
+        self.zones, self.args = zones, args
+        self.url = create_database()
         started = time.perf_counter()
-        counts, key = build(url, args, zones)
-        load_s = time.perf_counter() - started
-        vms, vols = samples(url, args.samples, args.seed)
-        proc, endpoint = serve(url)
-        try:
-            api = Client(endpoint, key["apikey"], key["secretkey"])
-            api.call("listZones")  # warm up the worker's connections
-            pools_ms = [timed(lambda v=v: api.call("findStoragePoolsForMigration", id=v)) for v in vols]
-            hosts_ms = [timed(lambda v=v: api.call("findHostsForMigration", virtualmachineid=v,
-                                                   page=1, pagesize=500)) for v in vms]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        self.counts, key = build(self.url, args, zones)
+        self.load_s = time.perf_counter() - started
+        self.vms, self.vols = samples(self.url, args.samples, args.seed)
+        self.proc, endpoint = serve(self.url)
+        self.api = Client(endpoint, key["apikey"], key["secretkey"])
+        self.api.call("listZones")  # warm up the worker's connections
+        self.pools_ms: list[float] = []
+        self.hosts_ms: list[float] = []
+
+    def pools(self, i: int) -> None:
+        self.pools_ms.append(timed(lambda: self.api.call("findStoragePoolsForMigration", id=self.vols[i])))
+
+    def hosts(self, i: int) -> None:
+        self.hosts_ms.append(timed(lambda: self.api.call("findHostsForMigration", virtualmachineid=self.vms[i],
+                                                         page=1, pagesize=500)))
+
+    def close(self) -> None:
+        if getattr(self, "proc", None) is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        if not self.args.keep:
+            drop_database(self.url)
+
+    def report(self) -> dict:
+        c = self.counts
+        report = {"zones": self.zones, "hosts": c["hosts"], "pools": c["pools"], "volumes": c["volumes"],
+                  "hosts_per_zone": c["hosts"] // self.zones, "load_s": self.load_s,
+                  "pools_p50": statistics.median(self.pools_ms), "pools_p95": percentile(self.pools_ms, 0.95),
+                  "hosts_p50": statistics.median(self.hosts_ms), "hosts_p95": percentile(self.hosts_ms, 0.95)}
+        print(f"placement zones={self.zones} hosts={report['hosts']} pools={report['pools']} "
+              f"volumes={report['volumes']} hosts_per_zone={report['hosts_per_zone']} "
+              f"samples={len(self.vols)}/{len(self.vms)} | "
+              f"findStoragePoolsForMigration p50={report['pools_p50']:.1f}ms p95={report['pools_p95']:.1f}ms | "
+              f"findHostsForMigration p50={report['hosts_p50']:.1f}ms p95={report['hosts_p95']:.1f}ms | "
+              f"target p50<=50ms: {'met' if max(report['pools_p50'], report['hosts_p50']) <= 50 else 'MISSED'} "
+              f"(inventory loaded in {self.load_s:.0f}s)", flush=True)
+        return report
+
+
+def measure(args, sizes: list[int]) -> list[dict]:
+    """Build one inventory per size (zones), then time the samples of all of them in turn - the
+    first sample on each, the second on each, and so on - so that a change in the machine's load
+    during the run weighs on every inventory alike."""
+    inventories: list[Inventory] = []
+    try:
+        for zones in sizes:
+            inventories.append(Inventory(args, zones))
+        print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        n_vols = min(len(i.vols) for i in inventories)
+        n_vms = min(len(i.vms) for i in inventories)
+        for k in range(n_vols):
+            for inventory_ in inventories:
+                inventory_.pools(k)
+        for k in range(n_vms):
+            for inventory_ in inventories:
+                inventory_.hosts(k)
+        print(f"load average after timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        return [inventory_.report() for inventory_ in inventories]
     finally:
-        if not args.keep:
-            drop_database(url)
-    report = {"zones": zones, "hosts": counts["hosts"], "pools": counts["pools"], "volumes": counts["volumes"],
-              "hosts_per_zone": counts["hosts"] // zones, "load_s": load_s,
-              "pools_p50": statistics.median(pools_ms), "pools_p95": percentile(pools_ms, 0.95),
-              "hosts_p50": statistics.median(hosts_ms), "hosts_p95": percentile(hosts_ms, 0.95)}
-    print(f"placement zones={zones} hosts={report['hosts']} pools={report['pools']} volumes={report['volumes']} "
-          f"hosts_per_zone={report['hosts_per_zone']} samples={len(vols)}/{len(vms)} | "
-          f"findStoragePoolsForMigration p50={report['pools_p50']:.1f}ms p95={report['pools_p95']:.1f}ms | "
-          f"findHostsForMigration p50={report['hosts_p50']:.1f}ms p95={report['hosts_p95']:.1f}ms | "
-          f"target p50<=50ms: {'met' if max(report['pools_p50'], report['hosts_p50']) <= 50 else 'MISSED'} "
-          f"(inventory loaded in {load_s:.0f}s)", flush=True)
-    return report
+        for inventory_ in inventories:
+            inventory_.close()
 
 
 def main(argv=None) -> int:
@@ -166,9 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--double", action="store_true", help="measure again with twice the zones")
     p.add_argument("--keep", action="store_true", help="keep the databases")
     args = p.parse_args(argv)
-    first = measure(args, args.zones)
+    reports = measure(args, [args.zones, args.zones * 2] if args.double else [args.zones])
     if args.double:
-        second = measure(args, args.zones * 2)
+        first, second = reports
         print(f"placement doubling: inventory x2 -> findStoragePoolsForMigration p50 x"
               f"{second['pools_p50'] / first['pools_p50']:.2f}, findHostsForMigration p50 x"
               f"{second['hosts_p50'] / first['hosts_p50']:.2f} (same zone size)", flush=True)
