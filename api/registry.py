@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -31,6 +33,37 @@ class Context:
         with (self.reads or reader(self.db)).connect() as conn:
             return conn.execute(statement, params).all()
 
+    def read_fast(self, statement, params: dict) -> list:
+        """``read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on the
+        driver's own cursor, in autocommit, on a connection of the engine's pool (pinged when idle
+        as any other); SQLAlchemy's connection, execution and result layers cost more CPU than
+        the database's answer to a primary-key read. Rows have the statement's column names as
+        attributes. A lost connection is handled as SQLAlchemy handles one: the pool replaces it
+        and every connection older than the failure. A connection goes back to the pool as the
+        pool lent it (not in autocommit)."""
+        engine = self.db.engine
+        if engine.dialect.name != "postgresql":
+            return self.read(statement, params)
+        sql = _compiled(statement, engine.dialect)
+        pooled = engine.raw_connection()
+        try:
+            driver = pooled.driver_connection
+            driver.autocommit = True  # one statement: no BEGIN and ROLLBACK round trips
+            try:
+                with driver.cursor(row_factory=namedtuple_row) as cursor:
+                    return cursor.execute(sql, params).fetchall()
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
+        except psycopg.OperationalError as exc:
+            if engine.dialect.is_disconnect(exc, pooled, None):
+                engine.pool._invalidate(pooled, exc)  # what Connection does on a disconnect
+            else:
+                pooled.invalidate(exc)
+            raise
+        finally:
+            pooled.close()
+
 
 @dataclass(frozen=True)
 class Command:
@@ -40,6 +73,22 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+_COMPILED: dict = {}
+
+
+def _compiled(statement, dialect) -> str:
+    """``statement``'s SQL for ``dialect``, compiled once; its parameters are plain bound names that
+    the caller passes (no literal values, no expanding ``IN``, nothing for SQLAlchemy's type
+    processing)."""
+    key = (statement, dialect.name)
+    sql = _COMPILED.get(key)
+    if sql is None:
+        compiled = statement.compile(dialect=dialect)
+        if any(p.value is not None or p.expanding or p.type._cached_bind_processor(dialect)
+               for p in compiled.binds.values()):
+            raise ValueError("read_fast takes statements with plain parameters only")
+        sql = _COMPILED[key] = compiled.string
+    return sql
 
 
 def reader(db: Database) -> Engine:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from sqlalchemy import event, select, text
 
 from api import auth
+from api.app import PING_IDLE_SECONDS
 from orchestrator import models, slots
 from orchestrator.states import JobPhase
 from tests.helpers import admin_caller, ids
@@ -20,30 +22,35 @@ pytestmark = pytest.mark.postgres
 
 
 class Statements:
-    """Statements and commits on an engine while the block runs."""
+    """Statements sent by psycopg cursors (SQLAlchemy's and those the API runs on the driver
+    directly, ``Context.read_fast``) and commits on an engine while the block runs."""
 
     def __init__(self, engine):
         self.engine, self.statements, self.commits = engine, [], 0
-
-    def _statement(self, _conn, _cursor, statement, *_args):
-        self.statements.append(statement)
 
     def _commit(self, _conn):
         self.commits += 1
 
     def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._statement)
+        original = self._original = psycopg.Cursor.execute
+        seen = self.statements
+
+        def execute(cursor, query, *args, **kwargs):
+            seen.append(query if isinstance(query, str) else str(query))
+            return original(cursor, query, *args, **kwargs)
+        psycopg.Cursor.execute = execute
         event.listen(self.engine, "commit", self._commit)
         return self
 
     def __exit__(self, *_exc):
-        event.remove(self.engine, "before_cursor_execute", self._statement)
+        psycopg.Cursor.execute = self._original
         event.remove(self.engine, "commit", self._commit)
 
 
 @pytest.fixture
 def env(pg_url):
-    environment = make_env(pg_url)
+    # As the API runs: pooled connections pinged only after a second idle (no ping per statement).
+    environment = make_env(pg_url, ping_idle_seconds=PING_IDLE_SECONDS)
     yield environment
     environment["db"].dispose()
 
@@ -131,3 +138,16 @@ def test_the_queue_position_of_a_poll_is_the_schedulers(env):
         assert status == 200 and body["queryasyncjobresultresponse"]["queueposition"] == position, uuid
     status, body = env["admin"].call("queryAsyncJobResult", jobid=first.upper())
     assert status == 200 and body["queryasyncjobresultresponse"]["jobid"] == first
+
+
+def test_a_poll_on_a_connection_the_database_dropped_fails_once_and_the_next_poll_is_answered(env):
+    job = submit(env)
+    assert env["admin"].call("queryAsyncJobResult", jobid=job)[0] == 200
+    with psycopg.connect(env["db"].engine.url.render_as_string(hide_password=False).replace("+psycopg", ""),
+                         autocommit=True) as admin:  # the database drops every connection of the API
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    status, body = env["admin"].call("queryAsyncJobResult", jobid=job)
+    assert_envelope(status, body, 530, "queryasyncjobresultresponse")
+    status, body = env["admin"].call("queryAsyncJobResult", jobid=job)
+    assert status == 200 and body["queryasyncjobresultresponse"]["jobid"] == job
