@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from . import events, globalconfig, logcontext, placement
@@ -74,9 +74,15 @@ class IntakeFacts:
     storage_motion: bool  # the host's hypervisor version supports storage motion
     allocated: int  # bytes of volumes on the destination pool
     overprovisioning: float
+    # Ids reserved for the job and its Scheduled event when asked for (``reserve_ids``), so that
+    # each row can name the other (the event's ``start_id`` is its own id) without an UPDATE
+    # after the INSERTs. A refused request leaves a gap in the sequences; ids need none.
+    job_id: int | None = None
+    event_id: int | None = None
 
 
-def _intake_facts_query():
+def _intake_facts_query(ids: str | None = None):
+    """The facts in one statement; with ``ids`` ("postgresql" or "sqlite") the two ids as well."""
     supported = (select(HypervisorCapability.storage_migration_supported)
                  .where(HypervisorCapability.hypervisor_type == bindparam("hypervisor"),
                         HypervisorCapability.hypervisor_version == bindparam("version"))
@@ -84,11 +90,18 @@ def _intake_facts_query():
     allocated = (select(func.coalesce(func.sum(Volume.size), 0)).where(Volume.pool_id == bindparam("pool_id"))
                  .scalar_subquery())
     factor = select(Configuration.value).where(Configuration.name == OVERPROVISIONING).scalar_subquery()
-    return select(supported, allocated, factor)
+    if ids == "postgresql":
+        reserved = [literal_column("nextval('async_jobs_id_seq')"), literal_column("nextval('events_id_seq')")]
+    elif ids:  # SQLite: the transaction began with BEGIN IMMEDIATE and holds the only write lock
+        reserved = [select(func.coalesce(func.max(model.id), 0) + 1).scalar_subquery() for model in (AsyncJob, Event)]
+    else:
+        reserved = []
+    return select(supported, allocated, factor, *reserved)
 
 
 # Statements built once (building and hashing them per request costs more than running them).
 _INTAKE_FACTS = _intake_facts_query()
+_INTAKE_FACTS_AND_IDS = {"postgresql": _intake_facts_query("postgresql"), "sqlite": _intake_facts_query("sqlite")}
 _LOCK_VM = (update(VirtualMachine.__table__)
             .where(VirtualMachine.__table__.c.id == bindparam("vm_id"),
                    VirtualMachine.__table__.c.state == VmState.RUNNING,
@@ -99,6 +112,16 @@ _TAKE_VOLUME = (update(Volume.__table__)
                        Volume.__table__.c.state == VolumeState.READY,
                        Volume.__table__.c.pool_id == bindparam("at_pool_id"))
                 .values(state=VolumeState.MIGRATING))
+# PostgreSQL: both compare-and-sets in one round trip. The VM's UPDATE runs in a data-modifying
+# WITH (which PostgreSQL runs exactly once, whether read or not); the volume's UPDATE only
+# matches when the VM's did, so one row counted means both changed, as the two in turn.
+# (Its parameters are named apart from the columns of volumes, which the outer UPDATE reserves.)
+_LOCKED_VM = (update(VirtualMachine.__table__)
+              .where(VirtualMachine.__table__.c.id == bindparam("lock_vm_id"),
+                     VirtualMachine.__table__.c.state == VmState.RUNNING,
+                     VirtualMachine.__table__.c.host_id == bindparam("lock_host_id"))
+              .values(state=VmState.RUNNING).returning(VirtualMachine.__table__.c.id).cte("locked_vm"))
+_TAKE_VOLUME_OF_LOCKED_VM = _TAKE_VOLUME.where(exists(select(_LOCKED_VM.c.id)))
 _INSERT_JOB = insert(AsyncJob.__table__)
 _INSERT_RESOURCE = insert(JobResource.__table__)
 _INSERT_EVENT = insert(Event.__table__)
@@ -108,18 +131,25 @@ _STAMP_PUBLISHED = (update(AsyncJob.__table__)
                     .values(published_at=bindparam("now")))
 
 
-def intake_facts(session: Session, host, dest: StoragePool) -> IntakeFacts:
+def intake_facts(session: Session, host, dest: StoragePool, reserve_ids: bool = False) -> IntakeFacts:
     """``storage_motion_supported``, ``pool_facts``' allocation and the overprovisioning factor,
-    in one statement."""
-    row = session.execute(_INTAKE_FACTS, {"hypervisor": host.hypervisor, "version": host.hypervisor_version,
-                                          "pool_id": dest.id}).one()
-    return IntakeFacts(bool(row[0]), int(row[1] or 0),
-                       float(row[2] if row[2] is not None else globalconfig.DEFAULTS[OVERPROVISIONING]))
+    in one statement; with ``reserve_ids``, the new job's and event's ids in the same one."""
+    statement = _INTAKE_FACTS
+    if reserve_ids:
+        dialect = session.get_bind().dialect.name
+        statement = _INTAKE_FACTS_AND_IDS["postgresql" if dialect == "postgresql" else "sqlite"]
+    row = session.execute(statement, {"hypervisor": host.hypervisor, "version": host.hypervisor_version,
+                                      "pool_id": dest.id}).one()
+    factor = float(row[2] if row[2] is not None else globalconfig.DEFAULTS[OVERPROVISIONING])
+    if reserve_ids:
+        return IntakeFacts(bool(row[0]), int(row[1] or 0), factor, int(row[3]), int(row[4]))
+    return IntakeFacts(bool(row[0]), int(row[1] or 0), factor)
 
 
 def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, livemigrate: bool,
-                         facts: IntakeFacts | None = None) -> None:
-    """Raise InvalidParameter with the first reason this live volume migration cannot happen."""
+                         facts: IntakeFacts | None = None, reserve_ids: bool = False) -> IntakeFacts:
+    """Raise InvalidParameter with the first reason this live volume migration cannot happen;
+    the facts it read (with the ids ``reserve_ids`` asks ``intake_facts`` for)."""
     if volume.state != VolumeState.READY:
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"it is {volume.state}")
@@ -129,7 +159,7 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
         raise InvalidParameter(f"Volume {volume.name} is {state}; only live migration of a volume "
                                f"attached to a Running VM is supported")
     host = vm.host
-    facts = facts or intake_facts(session, host, dest)
+    facts = facts or intake_facts(session, host, dest, reserve_ids)
     if not facts.storage_motion:
         raise InvalidParameter(
             f"Storage motion is not supported on host {host.name}: hypervisor {host.hypervisor} "
@@ -153,6 +183,7 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
     if reasons:
         raise InvalidParameter(f"Cannot migrate volume {volume.name} to storage pool {dest.name}: "
                                + "; ".join(reasons))
+    return facts
 
 
 def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller, volume_id: int,
@@ -164,34 +195,29 @@ def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller,
         return accept_volume_migration(db, uow, enqueue, caller, volume, dest, livemigrate, params)
 
 
-def _reserve_ids(s: Session) -> tuple[int, int]:
-    """Ids for a new job and its Scheduled event, so that each row can name the other (the event's
-    ``start_id`` is its own id) without an UPDATE after the INSERTs."""
-    if s.get_bind().dialect.name == "postgresql":
-        row = s.execute(text("SELECT nextval('async_jobs_id_seq'), nextval('events_id_seq')")).one()
-    else:  # SQLite: this transaction began with BEGIN IMMEDIATE and holds the only write lock
-        row = s.execute(text("SELECT (SELECT coalesce(max(id), 0) + 1 FROM async_jobs), "
-                             "(SELECT coalesce(max(id), 0) + 1 FROM events)")).one()
-    return int(row[0]), int(row[1])
-
-
 def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], caller: Caller, volume: Volume,
                             dest: StoragePool, livemigrate: bool, params: dict) -> str:
     """Check, record and commit a volume migration in ``uow`` (whose session loaded ``volume`` with
     ``VOLUME_INTAKE_OPTIONS``, and ``dest``), then publish it; the job's UUID. Changes nothing if
     it refuses."""
     s = uow.session
-    check_migrate_volume(s, volume, dest, livemigrate)
+    facts = check_migrate_volume(s, volume, dest, livemigrate, reserve_ids=True)
+    job_id, event_id = facts.job_id, facts.event_id
     vm = volume.vm
     # Compare-and-set, as ``db.cas``: lock the VM as Running too, so that a VM migration that
     # starts at the same moment and this volume migration cannot both win; and on the host and
     # pool read above, so that a repair by the truth reconciler in between cannot leave the job
     # a stale source.
-    if (s.execute(_LOCK_VM, {"vm_id": vm.id, "at_host_id": vm.host_id}).rowcount != 1
-            or s.execute(_TAKE_VOLUME, {"volume_id": volume.id, "at_pool_id": volume.pool_id}).rowcount != 1):
+    lock = {"vm_id": vm.id, "at_host_id": vm.host_id}
+    take = {"volume_id": volume.id, "at_pool_id": volume.pool_id}
+    if s.get_bind().dialect.name == "postgresql":
+        taken = s.execute(_TAKE_VOLUME_OF_LOCKED_VM, {"lock_vm_id": vm.id, "lock_host_id": vm.host_id,
+                                                      **take}).rowcount == 1
+    else:
+        taken = s.execute(_LOCK_VM, lock).rowcount == 1 and s.execute(_TAKE_VOLUME, take).rowcount == 1
+    if not taken:
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"another operation has just taken it")
-    job_id, event_id = _reserve_ids(s)
     job_uuid = new_uuid()
     s.execute(_INSERT_JOB, {
         "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
