@@ -1,7 +1,7 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, true
 
 from orchestrator import cancel, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
@@ -92,12 +92,26 @@ def list_async_jobs(ctx: Context) -> dict:
     return listing(ctx, q, "asyncjobs", _render(ctx))
 
 
+# The volume (with what intake reads of it) and the destination pool in one statement: a join on
+# true of two rows each found by a unique UUID.
+VOLUME_AND_POOL = (select(m.Volume, m.StoragePool).join_from(m.Volume, m.StoragePool, true())
+                   .options(*motion.VOLUME_INTAKE_OPTIONS)
+                   .where(m.Volume.uuid == bindparam("volume"), m.StoragePool.uuid == bindparam("pool")))
+
+
 @command("migrateVolume", admin_only=True)
 def migrate_volume(ctx: Context) -> dict:
     # One unit of work: the request's own, which loads what intake checks and then commits.
-    volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True,
-                               options=motion.VOLUME_INTAKE_OPTIONS)
-    pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
+    volume_uuid, pool_uuid = ctx.params.get("volumeid"), ctx.params.get("storageid")
+    found = None
+    if all(value and value == value.lower() and UUID_RE.match(value) for value in (volume_uuid, pool_uuid)):
+        found = ctx.session.execute(VOLUME_AND_POOL, {"volume": volume_uuid, "pool": pool_uuid}).first()
+    if found is not None:
+        volume, pool = found
+    else:  # one is missing, malformed or mixed-case: one by one, which also says which is wrong
+        volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True,
+                                   options=motion.VOLUME_INTAKE_OPTIONS)
+        pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
     livemigrate = ctx.params.boolean("livemigrate")
     params = {"volumeid": volume.uuid, "storageid": pool.uuid, "livemigrate": str(livemigrate).lower()}
     job_uuid = motion.accept_volume_migration(ctx.db, ctx.uow, ctx.enqueue, ctx.caller, volume, pool,

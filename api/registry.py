@@ -4,14 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db import Database, UnitOfWork
+from orchestrator.db import Database, UnitOfWork, driver_execute
 from orchestrator.motion import Caller
 
 from .params import Params
@@ -34,35 +33,13 @@ class Context:
             return conn.execute(statement, params).all()
 
     def read_fast(self, statement, params: dict) -> list:
-        """``read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on the
-        driver's own cursor, in autocommit, on a connection of the engine's pool (pinged when idle
-        as any other); SQLAlchemy's connection, execution and result layers cost more CPU than
-        the database's answer to a primary-key read. Rows have the statement's column names as
-        attributes. A lost connection is handled as SQLAlchemy handles one: the pool replaces it
-        and every connection older than the failure. A connection goes back to the pool as the
-        pool lent it (not in autocommit)."""
+        """``read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on a
+        pooled connection's psycopg cursor (``db.driver_execute``), skipping SQLAlchemy's
+        execution and result layers; rows have the statement's column names as attributes."""
         engine = self.db.engine
         if engine.dialect.name != "postgresql":
             return self.read(statement, params)
-        sql = _compiled(statement, engine.dialect)
-        pooled = engine.raw_connection()
-        try:
-            driver = pooled.driver_connection
-            driver.autocommit = True  # one statement: no BEGIN and ROLLBACK round trips
-            try:
-                with driver.cursor(row_factory=namedtuple_row) as cursor:
-                    return cursor.execute(sql, params).fetchall()
-            finally:
-                if not driver.closed:
-                    driver.autocommit = False
-        except psycopg.OperationalError as exc:
-            if engine.dialect.is_disconnect(exc, pooled, None):
-                engine.pool._invalidate(pooled, exc)  # what Connection does on a disconnect
-            else:
-                pooled.invalidate(exc)
-            raise
-        finally:
-            pooled.close()
+        return driver_execute(engine, _compiled(statement, engine.dialect), params, namedtuple_row)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,39 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
             raise DisconnectionError(f"connection idle {time.monotonic() - since:.0f} s failed its ping") from exc
 
 
+def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_factory=None) -> list | None:
+    """Run one statement (PostgreSQL) on a pooled connection's psycopg cursor, in autocommit; its
+    rows (``row_factory``: psycopg's, e.g. ``namedtuple_row``), or None when it returns none.
+
+    For the hottest single statements: SQLAlchemy's connection, execution and result layers cost
+    more CPU than the database's answer to a primary-key read. The connection is lent by the
+    engine's pool as any other (pinged when idle, see ``_ping_when_idle``) and goes back as lent
+    (not in autocommit). A lost connection is handled as SQLAlchemy handles one: the pool
+    replaces it and every connection older than the failure. No SQLAlchemy statement events fire.
+    """
+    import psycopg
+
+    pooled = engine.raw_connection()
+    try:
+        driver = pooled.driver_connection
+        driver.autocommit = True  # one statement: no BEGIN and ROLLBACK/COMMIT round trips
+        try:
+            with driver.cursor(row_factory=row_factory) if row_factory else driver.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description is not None else None
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+    except psycopg.OperationalError as exc:
+        if engine.dialect.is_disconnect(exc, pooled, None):
+            engine.pool._invalidate(pooled, exc)  # what a SQLAlchemy Connection does on a disconnect
+        else:
+            pooled.invalidate(exc)
+        raise
+    finally:
+        pooled.close()
+
+
 class Database:
     """An engine and its session factory; ``uow()`` opens a unit of work."""
 

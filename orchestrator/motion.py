@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, exists, func, insert, literal_column, select, 
 from sqlalchemy.orm import Session, joinedload
 
 from . import events, globalconfig, logcontext, placement
-from .db import Database
+from .db import Database, driver_execute
 from .errors import InvalidParameter
 from .models import (AsyncJob, Configuration, Event, HypervisorCapability, JobResource, StoragePool,
                      VirtualMachine, Volume, new_uuid, utcnow)
@@ -238,13 +238,6 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
     return job_uuid
 
 
-def _autocommit(db: Database):
-    engine = getattr(db, "_motion_autocommit", None)
-    if engine is None:
-        engine = db._motion_autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine
-
-
 def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
     """Send the wake-up for a committed job and stamp it published. False if the broker failed;
     the scheduler publishes such jobs later (the job row is the truth, the message only wakes)."""
@@ -262,8 +255,7 @@ def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
             # string cannot carry parameters.
             stamp = (f"SET LOCAL synchronous_commit TO OFF; UPDATE async_jobs SET published_at = "
                      f"'{utcnow().isoformat(sep=' ')}' WHERE id = {int(job_id)} AND published_at IS NULL")
-            with _autocommit(db).connect() as conn:
-                conn.exec_driver_sql(stamp)
+            driver_execute(db.engine, stamp)
         else:
             with db.engine.begin() as conn:
                 conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})
