@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import bindparam, create_engine, event, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,6 +112,37 @@ def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_fac
         raise
     finally:
         pooled.close()
+
+
+_INSERTS_TOGETHER: dict = {}
+
+
+def insert_together(conn, rows: list[tuple]) -> None:
+    """INSERT one row into each of several tables in one statement and one round trip
+    (PostgreSQL: the first rows in data-modifying WITHs, the last one the statement itself).
+
+    ``rows``: ``(table, values)`` in order. Each row gets the model's Python-side column defaults
+    for what ``values`` leaves out, as an ``insert()`` would; the rows may name each other by
+    ids reserved beforehand (foreign keys are checked at the end of the statement). The
+    statement is built once per shape.
+    """
+    complete = []
+    for table, values in rows:
+        values = dict(values)
+        for column in table.columns:
+            if column.name not in values and column.default is not None:
+                default = column.default
+                values[column.name] = default.arg if default.is_scalar else default.arg(None)
+        complete.append((table, values))
+    key = tuple((table.name, tuple(sorted(values))) for table, values in complete)
+    statement = _INSERTS_TOGETHER.get(key)
+    if statement is None:
+        parts = [insert(table).values({name: bindparam(f"{table.name}__{name}", type_=table.c[name].type)
+                                       for name in values}) for table, values in complete]
+        statement = parts[-1].add_cte(*[part.cte(f"insert_{n}") for n, part in enumerate(parts[:-1])])
+        _INSERTS_TOGETHER[key] = statement
+    conn.execute(statement, {f"{table.name}__{name}": value for table, values in complete
+                             for name, value in values.items()})
 
 
 class Database:

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, exists, func, insert, literal_column, select, 
 from sqlalchemy.orm import Session, joinedload
 
 from . import events, globalconfig, logcontext, placement
-from .db import Database, driver_execute
+from .db import Database, driver_execute, insert_together
 from .errors import InvalidParameter
 from .models import (AsyncJob, Configuration, Event, HypervisorCapability, JobResource, StoragePool,
                      VirtualMachine, Volume, new_uuid, utcnow)
@@ -122,9 +122,7 @@ _LOCKED_VM = (update(VirtualMachine.__table__)
                      VirtualMachine.__table__.c.host_id == bindparam("lock_host_id"))
               .values(state=VmState.RUNNING).returning(VirtualMachine.__table__.c.id).cte("locked_vm"))
 _TAKE_VOLUME_OF_LOCKED_VM = _TAKE_VOLUME.where(exists(select(_LOCKED_VM.c.id)))
-_INSERT_JOB = insert(AsyncJob.__table__)
-_INSERT_RESOURCE = insert(JobResource.__table__)
-_INSERT_EVENT = insert(Event.__table__)
+_INSERT = {model.__tablename__: insert(model.__table__) for model in (AsyncJob, JobResource, Event)}
 _STAMP_PUBLISHED = (update(AsyncJob.__table__)
                     .where(AsyncJob.__table__.c.id == bindparam("job_id"),
                            AsyncJob.__table__.c.published_at.is_(None))
@@ -225,16 +223,25 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"another operation has just taken it")
     job_uuid = new_uuid()
-    conn.execute(_INSERT_JOB, {
-        "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
-        "command": "migrateVolume", "cmd": MIGRATE_VOLUME_CMD, "params": json.dumps(params),
-        "phase": JobPhase.QUEUED, "host_id": vm.host_id, "bytes_total": volume.size, "start_event_id": event_id})
-    conn.execute(_INSERT_RESOURCE, {"job_id": job_id, "resource_type": "Volume", "resource_id": volume.id,
-                                 "src_pool_id": volume.pool_id, "dest_pool_id": dest.id, "src_host_id": vm.host_id})
-    conn.execute(_INSERT_EVENT, {
-        "id": event_id, "type": events.VOLUME_MIGRATE, "state": "Scheduled", "level": "INFO",
-        "description": f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}",
-        "account_id": caller.account_id, "user_id": caller.user_id, "job_id": job_id, "start_id": event_id})
+    rows = [
+        (AsyncJob.__table__, {
+            "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
+            "command": "migrateVolume", "cmd": MIGRATE_VOLUME_CMD, "params": json.dumps(params),
+            "phase": JobPhase.QUEUED, "host_id": vm.host_id, "bytes_total": volume.size,
+            "start_event_id": event_id}),
+        (JobResource.__table__, {
+            "job_id": job_id, "resource_type": "Volume", "resource_id": volume.id, "src_pool_id": volume.pool_id,
+            "dest_pool_id": dest.id, "src_host_id": vm.host_id}),
+        (Event.__table__, {
+            "id": event_id, "type": events.VOLUME_MIGRATE, "state": "Scheduled", "level": "INFO",
+            "description": f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}",
+            "account_id": caller.account_id, "user_id": caller.user_id, "job_id": job_id, "start_id": event_id}),
+    ]
+    if conn.dialect.name == "postgresql":  # the three in one round trip
+        insert_together(conn, rows)
+    else:
+        for table, values in rows:
+            conn.execute(_INSERT[table.name], values)
     what = logcontext.fields(job=job_uuid, volume=volume.uuid, vm=vm.name, host=vm.host.name,
                              pool=dest.name, src_pool=volume.pool.name)
     uow.after_commit(lambda: publish(db, enqueue, job_id))

@@ -82,15 +82,15 @@ def test_a_poll_is_one_statement_once_the_callers_key_is_cached(env):
     assert len(seen.statements) == 1 and seen.commits == 0, seen.statements
 
 
-def test_a_submission_is_one_transaction_and_a_published_stamp_of_seven_statements_at_most(env):
+def test_a_submission_is_one_transaction_and_a_published_stamp_of_five_statements_at_most(env):
     env["admin"].call("listZones")  # the caller's key is cached
     seen = Statements(env["db"].engine)
     job = submit(env, statements=seen)
     # The request's own transaction (one commit: the volume with the pool, the facts with the two
-    # ids, both compare-and-sets in one statement, three INSERTs), then the stamp after the
-    # publish (one statement in autocommit).
+    # ids, both compare-and-sets in one statement, the three INSERTs in one), then the stamp after
+    # the publish (one statement in autocommit).
     assert seen.commits == 1, seen.statements
-    assert len(seen.statements) <= 7, seen.statements
+    assert len(seen.statements) <= 5, seen.statements
     assert not [s for s in seen.statements if s.lstrip().upper().startswith("UPDATE EVENTS")
                 or "start_event_id=" in s.replace(" ", "")], "ids are assigned without follow-up UPDATEs"
     with env["db"].uow() as uow:
@@ -98,6 +98,12 @@ def test_a_submission_is_one_transaction_and_a_published_stamp_of_seven_statemen
         [scheduled] = uow.session.scalars(select(models.Event).where(models.Event.job_id == row.id)).all()
         assert row.published_at is not None and env["enqueued"] == [row.id]
         assert row.start_event_id == scheduled.id == scheduled.start_id
+        # The rows inserted together got the models' defaults, as separate inserts would.
+        assert (row.status, row.proc_status, row.result_code, row.attempt, row.bytes_done, row.rate) == (0, 0, 0, 0, 0, 0.0)
+        assert row.created is not None and row.last_updated is not None and row.phase == "queued"
+        assert scheduled.uuid and scheduled.uuid != row.uuid and scheduled.created is not None
+        [resource] = uow.session.scalars(select(models.JobResource).where(models.JobResource.job_id == row.id)).all()
+        assert (resource.resource_type, resource.src_host_id) == ("Volume", row.host_id)
         assert (scheduled.type, scheduled.state, scheduled.user_id) == ("VOLUME.MIGRATE", "Scheduled", row.user_id)
         # The command recorded its own event: no second API.migrateVolume event from the audit.
         assert uow.session.scalar(select(models.Event).where(models.Event.type == "API.migrateVolume")) is None
