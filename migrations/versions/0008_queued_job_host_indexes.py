@@ -4,9 +4,11 @@ destination host, in id order.
 ``queryAsyncJobResult`` answers a queued job's ``queueposition`` by counting the queued jobs
 submitted before it that use one of its hosts. With only (status, phase) to go by, that count
 visits every queued job (a thousand queued jobs: ~0.5 ms of database CPU per poll); with these
-partial indexes it visits the host's own queued jobs. They hold queued jobs only, so they stay
-small however many jobs have ended. A query uses them only when it names the status and phase as
-literals (a parameter could be anything, so a generic plan cannot use a partial index).
+partial indexes it visits the host's own queued jobs. They hold queued jobs only (and only those
+with a destination host in the second, i.e. VM migrations), so they stay small however many jobs
+have ended. A query uses them only when it names the status and phase as literals (a parameter
+could be anything, so a generic plan cannot use a partial index); ``host IN (...)`` implies the
+host is not null.
 
 Revision ID: 0008
 Revises: 0007
@@ -19,12 +21,12 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-QUEUED = sa.text("status = 0 AND phase = 'queued'")
 
 
 def upgrade() -> None:
     for name, column in (("ix_async_jobs_queued_host", "host_id"), ("ix_async_jobs_queued_dest_host", "dest_host_id")):
-        op.create_index(name, "async_jobs", [column, "id"], postgresql_where=QUEUED, sqlite_where=QUEUED)
+        queued = sa.text(f"status = 0 AND phase = 'queued' AND {column} IS NOT NULL")
+        op.create_index(name, "async_jobs", [column, "id"], postgresql_where=queued, sqlite_where=queued)
 
 
 def downgrade() -> None:
