@@ -4,12 +4,13 @@ Everything the request needs is checked before anything changes; the state chang
 and the Scheduled event are one transaction; the job id is published only after that commit.
 
 A ``migrateVolume`` costs one unit of work (the API's own, see ``accept_volume_migration``): the
-volume with its VM, host, pools and offering in one statement, the destination in another, the
-capability, the destination's allocation and the overprovisioning factor in a third, two
-compare-and-set UPDATEs, the job's and the event's ids reserved together, three INSERTs and the
-commit. Publishing after the commit stamps ``published_at`` in one round trip, a transaction that
-does not wait for its WAL flush: losing that stamp in a database crash only makes the sweep publish the job
-again (``publish_unpublished``), and a second wake-up is harmless (the lease guards the job).
+volume with its VM, host, pools and offering and the destination pool in one statement (the API
+loads them), the capability, the destination's allocation, the overprovisioning factor and the
+job's and event's ids in a second, the two compare-and-set UPDATEs in a third and the three
+INSERTs in a fourth (on PostgreSQL; SQLite runs them one by one), and the commit. Publishing after
+the commit stamps ``published_at`` in one round trip, a transaction that does not wait for its
+WAL flush: losing that stamp in a database crash only makes the sweep publish the job again
+(``publish_unpublished``), and a second wake-up is harmless (the lease guards the job).
 """
 from __future__ import annotations
 
