@@ -35,7 +35,7 @@ def _poll_query():
     its queue position, computed as ``slots.queue_position`` does (1 + the queued jobs submitted
     before it that use one of its hosts; a test compares the two). The status and phase are
     literals, so that the count can use the partial indexes of queued jobs by host (migration
-    0008) in a prepared statement's generic plan too."""
+    0009) in a prepared statement's generic plan too."""
     job, user, account = m.AsyncJob.__table__, m.User.__table__, m.Account.__table__
     older = job.alias("older")
     hosts = [job.c.host_id, job.c.dest_host_id]

@@ -10,14 +10,14 @@ have ended. A query uses them only when it names the status and phase as literal
 could be anything, so a generic plan cannot use a partial index); ``host IN (...)`` implies the
 host is not null.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
