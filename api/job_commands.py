@@ -1,7 +1,7 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, true
 
 from orchestrator import cancel, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
@@ -33,16 +33,18 @@ POLL_COLUMNS = ("uuid", "account_id", "cmd", "status", "proc_status", "result_co
 def _poll_query():
     """One statement for a poll: the job, its user's and account's UUIDs, and - while it is queued -
     its queue position, computed as ``slots.queue_position`` does (1 + the queued jobs submitted
-    before it that use one of its hosts; a test compares the two)."""
+    before it that use one of its hosts; a test compares the two). The status and phase are
+    literals, so that the count can use the partial indexes of queued jobs by host (migration
+    0009) in a prepared statement's generic plan too."""
     job, user, account = m.AsyncJob.__table__, m.User.__table__, m.Account.__table__
     older = job.alias("older")
     hosts = [job.c.host_id, job.c.dest_host_id]
+    pending, queued = literal_column(str(int(JobStatus.PENDING))), literal_column(f"'{JobPhase.QUEUED}'")
     ahead = (select(func.count()).select_from(older)
-             .where(older.c.status == JobStatus.PENDING, older.c.phase == JobPhase.QUEUED,
+             .where(older.c.status == pending, older.c.phase == queued,
                     older.c.id < job.c.id, or_(older.c.host_id.in_(hosts), older.c.dest_host_id.in_(hosts)))
              .scalar_subquery())
-    position = case((and_(job.c.status == JobStatus.PENDING, job.c.phase == JobPhase.QUEUED), ahead + 1),
-                    else_=None)
+    position = case((and_(job.c.status == pending, job.c.phase == queued), ahead + literal_column("1")), else_=None)
     shown = [job.c[name] for name in POLL_COLUMNS]
     return (select(*shown, user.c.uuid.label("user_uuid"), account.c.uuid.label("account_uuid"),
                    position.label("queue_position"))
@@ -52,7 +54,7 @@ def _poll_query():
 
 POLL = _poll_query()
 POLL_ONE = POLL.where(m.AsyncJob.__table__.c.uuid == bindparam("uuid"))
-POLL_ANY = POLL.where(m.AsyncJob.__table__.c.uuid.in_(bindparam("uuids", expanding=True)))
+POLL_EITHER = POLL.where(m.AsyncJob.__table__.c.uuid.in_([bindparam("uuid"), bindparam("exact")]))
 
 
 @command("queryAsyncJobResult")
@@ -61,9 +63,9 @@ def query_async_job_result(ctx: Context) -> dict:
     if not UUID_RE.match(value):
         raise ctx.params.invalid("jobid", value)
     if value == value.lower():
-        rows = ctx.read(POLL_ONE, {"uuid": value})
+        rows = ctx.read_fast(POLL_ONE, {"uuid": value})
     else:  # stored lower-cased; an exact match is accepted too, as Params.entity does
-        rows = ctx.read(POLL_ANY, {"uuids": [value.lower(), value]})
+        rows = ctx.read_fast(POLL_EITHER, {"uuid": value.lower(), "exact": value})
     if not rows:
         raise ctx.params.invalid("jobid", value)
     job = min(rows, key=lambda row: row.uuid != value.lower())
@@ -90,12 +92,26 @@ def list_async_jobs(ctx: Context) -> dict:
     return listing(ctx, q, "asyncjobs", _render(ctx))
 
 
+# The volume (with what intake reads of it) and the destination pool in one statement: a join on
+# true of two rows each found by a unique UUID.
+VOLUME_AND_POOL = (select(m.Volume, m.StoragePool).join_from(m.Volume, m.StoragePool, true())
+                   .options(*motion.VOLUME_INTAKE_OPTIONS)
+                   .where(m.Volume.uuid == bindparam("volume"), m.StoragePool.uuid == bindparam("pool")))
+
+
 @command("migrateVolume", admin_only=True)
 def migrate_volume(ctx: Context) -> dict:
     # One unit of work: the request's own, which loads what intake checks and then commits.
-    volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True,
-                               options=motion.VOLUME_INTAKE_OPTIONS)
-    pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
+    volume_uuid, pool_uuid = ctx.params.get("volumeid"), ctx.params.get("storageid")
+    found = None
+    if all(value and value == value.lower() and UUID_RE.match(value) for value in (volume_uuid, pool_uuid)):
+        found = ctx.session.execute(VOLUME_AND_POOL, {"volume": volume_uuid, "pool": pool_uuid}).first()
+    if found is not None:
+        volume, pool = found
+    else:  # one is missing, malformed or mixed-case: one by one, which also says which is wrong
+        volume = ctx.params.entity(ctx.session, m.Volume, "volumeid", required=True,
+                                   options=motion.VOLUME_INTAKE_OPTIONS)
+        pool = ctx.params.entity(ctx.session, m.StoragePool, "storageid", required=True)
     livemigrate = ctx.params.boolean("livemigrate")
     params = {"volumeid": volume.uuid, "storageid": pool.uuid, "livemigrate": str(livemigrate).lower()}
     job_uuid = motion.accept_volume_migration(ctx.db, ctx.uow, ctx.enqueue, ctx.caller, volume, pool,

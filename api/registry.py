@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db import Database, UnitOfWork
+from orchestrator.db import Database, UnitOfWork, driver_execute
 from orchestrator.motion import Caller
 
 from .params import Params
@@ -31,6 +32,15 @@ class Context:
         with (self.reads or reader(self.db)).connect() as conn:
             return conn.execute(statement, params).all()
 
+    def read_fast(self, statement, params: dict) -> list:
+        """``read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on a
+        pooled connection's psycopg cursor (``db.driver_execute``), skipping SQLAlchemy's
+        execution and result layers; rows have the statement's column names as attributes."""
+        engine = self.db.engine
+        if engine.dialect.name != "postgresql":
+            return self.read(statement, params)
+        return driver_execute(engine, _compiled(statement, engine.dialect), params, namedtuple_row)
+
 
 @dataclass(frozen=True)
 class Command:
@@ -40,6 +50,22 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+_COMPILED: dict = {}
+
+
+def _compiled(statement, dialect) -> str:
+    """``statement``'s SQL for ``dialect``, compiled once; its parameters are plain bound names that
+    the caller passes (no literal values, no expanding ``IN``, nothing for SQLAlchemy's type
+    processing)."""
+    key = (statement, dialect.name)
+    sql = _COMPILED.get(key)
+    if sql is None:
+        compiled = statement.compile(dialect=dialect)
+        if any(p.value is not None or p.expanding or p.type._cached_bind_processor(dialect)
+               for p in compiled.binds.values()):
+            raise ValueError("read_fast takes statements with plain parameters only")
+        sql = _COMPILED[key] = compiled.string
+    return sql
 
 
 def reader(db: Database) -> Engine:

@@ -29,19 +29,32 @@ from bench import _stack  # noqa: E402
 
 
 class Counts:
-    """Statements (by first word), psycopg's own BEGIN/COMMIT/ROLLBACK round trips, and pool
-    checkouts and pings on one engine."""
+    """Statements (by first word) sent by psycopg cursors (SQLAlchemy's, and those the API runs on
+    the driver directly: ``db.driver_execute``), psycopg's own BEGIN/COMMIT/ROLLBACK round trips,
+    and pool checkouts and pings on one engine."""
 
     def __init__(self, engine):
         self.counter: Counter = Counter()
-        event.listen(engine, "before_cursor_execute", self._statement)
+        self.pinging = False
+        import psycopg
+
+        execute, counts = psycopg.Cursor.execute, self
+
+        def counted_execute(cursor, query, *args, **kwargs):
+            counts._statement(query if isinstance(query, str) else str(query))
+            return execute(cursor, query, *args, **kwargs)
+        psycopg.Cursor.execute = counted_execute
         event.listen(engine.pool, "checkout", lambda *a: self.counter.update(["checkout"]))
         dialect = engine.dialect
         ping = dialect.do_ping
 
         def counted_ping(conn):
             self.counter.update(["ping"])
-            return ping(conn)
+            self.pinging = True  # its SELECT 1 is a ping, not a statement
+            try:
+                return ping(conn)
+            finally:
+                self.pinging = False
         dialect.do_ping = counted_ping
 
         import psycopg._connection_base as base
@@ -54,8 +67,11 @@ class Counts:
             return original(conn, command, *args, **kwargs)
         base.BaseConnection._exec_command = counted_command
 
-    def _statement(self, _conn, _cursor, statement, _params, _context, _many):
-        self.counter.update(["statements", statement.lstrip().split(None, 1)[0].upper()])
+    def _statement(self, statement: str):
+        if self.pinging:
+            return
+        words = statement.lstrip().split(None, 1)
+        self.counter.update(["statements", words[0].upper() if words else "?"])
 
     def take(self) -> Counter:
         out, self.counter = self.counter, Counter()

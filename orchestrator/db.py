@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import bindparam, create_engine, event, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +79,70 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:  # the pool retries the checkout with a new connection
             raise DisconnectionError(f"connection idle {time.monotonic() - since:.0f} s failed its ping") from exc
+
+
+def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_factory=None) -> list | None:
+    """Run one statement (PostgreSQL) on a pooled connection's psycopg cursor, in autocommit; its
+    rows (``row_factory``: psycopg's, e.g. ``namedtuple_row``), or None when it returns none.
+
+    For the hottest single statements: SQLAlchemy's connection, execution and result layers cost
+    more CPU than the database's answer to a primary-key read. The connection is lent by the
+    engine's pool as any other (pinged when idle, see ``_ping_when_idle``) and goes back as lent
+    (not in autocommit). A lost connection is handled as SQLAlchemy handles one: the pool
+    replaces it and every connection older than the failure. No SQLAlchemy statement events fire.
+    """
+    import psycopg
+
+    pooled = engine.raw_connection()
+    try:
+        driver = pooled.driver_connection
+        driver.autocommit = True  # one statement: no BEGIN and ROLLBACK/COMMIT round trips
+        try:
+            with driver.cursor(row_factory=row_factory) if row_factory else driver.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description is not None else None
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+    except psycopg.OperationalError as exc:
+        if engine.dialect.is_disconnect(exc, pooled, None):
+            engine.pool._invalidate(pooled, exc)  # what a SQLAlchemy Connection does on a disconnect
+        else:
+            pooled.invalidate(exc)
+        raise
+    finally:
+        pooled.close()
+
+
+_INSERTS_TOGETHER: dict = {}
+
+
+def insert_together(conn, rows: list[tuple]) -> None:
+    """INSERT one row into each of several tables in one statement and one round trip
+    (PostgreSQL: the first rows in data-modifying WITHs, the last one the statement itself).
+
+    ``rows``: ``(table, values)`` in order. Each row gets the model's Python-side column defaults
+    for what ``values`` leaves out, as an ``insert()`` would; the rows may name each other by
+    ids reserved beforehand (foreign keys are checked at the end of the statement). The
+    statement is built once per shape.
+    """
+    complete = []
+    for table, values in rows:
+        values = dict(values)
+        for column in table.columns:
+            if column.name not in values and column.default is not None:
+                default = column.default
+                values[column.name] = default.arg if default.is_scalar else default.arg(None)
+        complete.append((table, values))
+    key = tuple((table.name, tuple(sorted(values))) for table, values in complete)
+    statement = _INSERTS_TOGETHER.get(key)
+    if statement is None:
+        parts = [insert(table).values({name: bindparam(f"{table.name}__{name}", type_=table.c[name].type)
+                                       for name in values}) for table, values in complete]
+        statement = parts[-1].add_cte(*[part.cte(f"insert_{n}") for n, part in enumerate(parts[:-1])])
+        _INSERTS_TOGETHER[key] = statement
+    conn.execute(statement, {f"{table.name}__{name}": value for table, values in complete
+                             for name, value in values.items()})
 
 
 class Database:

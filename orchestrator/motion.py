@@ -4,12 +4,13 @@ Everything the request needs is checked before anything changes; the state chang
 and the Scheduled event are one transaction; the job id is published only after that commit.
 
 A ``migrateVolume`` costs one unit of work (the API's own, see ``accept_volume_migration``): the
-volume with its VM, host, pools and offering in one statement, the destination in another, the
-capability, the destination's allocation and the overprovisioning factor in a third, two
-compare-and-set UPDATEs, the job's and the event's ids reserved together, three INSERTs and the
-commit. Publishing after the commit stamps ``published_at`` in one round trip, a transaction that
-does not wait for its WAL flush: losing that stamp in a database crash only makes the sweep publish the job
-again (``publish_unpublished``), and a second wake-up is harmless (the lease guards the job).
+volume with its VM, host, pools and offering and the destination pool in one statement (the API
+loads them), the capability, the destination's allocation, the overprovisioning factor and the
+job's and event's ids in a second, the two compare-and-set UPDATEs in a third and the three
+INSERTs in a fourth (on PostgreSQL; SQLite runs them one by one), and the commit. Publishing after
+the commit stamps ``published_at`` in one round trip, a transaction that does not wait for its
+WAL flush: losing that stamp in a database crash only makes the sweep publish the job again
+(``publish_unpublished``), and a second wake-up is harmless (the lease guards the job).
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from . import events, globalconfig, logcontext, placement
-from .db import Database
+from .db import Database, driver_execute, insert_together
 from .errors import InvalidParameter
 from .models import (AsyncJob, Configuration, Event, HypervisorCapability, JobResource, StoragePool,
                      VirtualMachine, Volume, new_uuid, utcnow)
@@ -74,9 +75,15 @@ class IntakeFacts:
     storage_motion: bool  # the host's hypervisor version supports storage motion
     allocated: int  # bytes of volumes on the destination pool
     overprovisioning: float
+    # Ids reserved for the job and its Scheduled event when asked for (``reserve_ids``), so that
+    # each row can name the other (the event's ``start_id`` is its own id) without an UPDATE
+    # after the INSERTs. A refused request leaves a gap in the sequences; ids need none.
+    job_id: int | None = None
+    event_id: int | None = None
 
 
-def _intake_facts_query():
+def _intake_facts_query(ids: str | None = None):
+    """The facts in one statement; with ``ids`` ("postgresql" or "sqlite") the two ids as well."""
     supported = (select(HypervisorCapability.storage_migration_supported)
                  .where(HypervisorCapability.hypervisor_type == bindparam("hypervisor"),
                         HypervisorCapability.hypervisor_version == bindparam("version"))
@@ -84,11 +91,18 @@ def _intake_facts_query():
     allocated = (select(func.coalesce(func.sum(Volume.size), 0)).where(Volume.pool_id == bindparam("pool_id"))
                  .scalar_subquery())
     factor = select(Configuration.value).where(Configuration.name == OVERPROVISIONING).scalar_subquery()
-    return select(supported, allocated, factor)
+    if ids == "postgresql":
+        reserved = [literal_column("nextval('async_jobs_id_seq')"), literal_column("nextval('events_id_seq')")]
+    elif ids:  # SQLite: the transaction began with BEGIN IMMEDIATE and holds the only write lock
+        reserved = [select(func.coalesce(func.max(model.id), 0) + 1).scalar_subquery() for model in (AsyncJob, Event)]
+    else:
+        reserved = []
+    return select(supported, allocated, factor, *reserved)
 
 
 # Statements built once (building and hashing them per request costs more than running them).
 _INTAKE_FACTS = _intake_facts_query()
+_INTAKE_FACTS_AND_IDS = {"postgresql": _intake_facts_query("postgresql"), "sqlite": _intake_facts_query("sqlite")}
 _LOCK_VM = (update(VirtualMachine.__table__)
             .where(VirtualMachine.__table__.c.id == bindparam("vm_id"),
                    VirtualMachine.__table__.c.state == VmState.RUNNING,
@@ -99,27 +113,44 @@ _TAKE_VOLUME = (update(Volume.__table__)
                        Volume.__table__.c.state == VolumeState.READY,
                        Volume.__table__.c.pool_id == bindparam("at_pool_id"))
                 .values(state=VolumeState.MIGRATING))
-_INSERT_JOB = insert(AsyncJob.__table__)
-_INSERT_RESOURCE = insert(JobResource.__table__)
-_INSERT_EVENT = insert(Event.__table__)
+# PostgreSQL: both compare-and-sets in one round trip. The VM's UPDATE runs in a data-modifying
+# WITH (which PostgreSQL runs exactly once, whether read or not); the volume's UPDATE only
+# matches when the VM's did, so one row counted means both changed, as the two in turn.
+# (Its parameters are named apart from the columns of volumes, which the outer UPDATE reserves.)
+_LOCKED_VM = (update(VirtualMachine.__table__)
+              .where(VirtualMachine.__table__.c.id == bindparam("lock_vm_id"),
+                     VirtualMachine.__table__.c.state == VmState.RUNNING,
+                     VirtualMachine.__table__.c.host_id == bindparam("lock_host_id"))
+              .values(state=VmState.RUNNING).returning(VirtualMachine.__table__.c.id).cte("locked_vm"))
+_TAKE_VOLUME_OF_LOCKED_VM = _TAKE_VOLUME.where(exists(select(_LOCKED_VM.c.id)))
+_INSERT = {model.__tablename__: insert(model.__table__) for model in (AsyncJob, JobResource, Event)}
 _STAMP_PUBLISHED = (update(AsyncJob.__table__)
                     .where(AsyncJob.__table__.c.id == bindparam("job_id"),
                            AsyncJob.__table__.c.published_at.is_(None))
                     .values(published_at=bindparam("now")))
 
 
-def intake_facts(session: Session, host, dest: StoragePool) -> IntakeFacts:
+def intake_facts(session: Session, host, dest: StoragePool, reserve_ids: bool = False) -> IntakeFacts:
     """``storage_motion_supported``, ``pool_facts``' allocation and the overprovisioning factor,
-    in one statement."""
-    row = session.execute(_INTAKE_FACTS, {"hypervisor": host.hypervisor, "version": host.hypervisor_version,
-                                          "pool_id": dest.id}).one()
-    return IntakeFacts(bool(row[0]), int(row[1] or 0),
-                       float(row[2] if row[2] is not None else globalconfig.DEFAULTS[OVERPROVISIONING]))
+    in one statement; with ``reserve_ids``, the new job's and event's ids in the same one."""
+    statement = _INTAKE_FACTS
+    if reserve_ids:
+        dialect = session.get_bind().dialect.name
+        statement = _INTAKE_FACTS_AND_IDS["postgresql" if dialect == "postgresql" else "sqlite"]
+    # Core statements on the session's connection (its transaction): the ORM's execution layer
+    # has nothing to add to them and costs more CPU than the database's answer.
+    row = session.connection().execute(statement, {"hypervisor": host.hypervisor,
+                                                   "version": host.hypervisor_version, "pool_id": dest.id}).one()
+    factor = float(row[2] if row[2] is not None else globalconfig.DEFAULTS[OVERPROVISIONING])
+    if reserve_ids:
+        return IntakeFacts(bool(row[0]), int(row[1] or 0), factor, int(row[3]), int(row[4]))
+    return IntakeFacts(bool(row[0]), int(row[1] or 0), factor)
 
 
 def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, livemigrate: bool,
-                         facts: IntakeFacts | None = None) -> None:
-    """Raise InvalidParameter with the first reason this live volume migration cannot happen."""
+                         facts: IntakeFacts | None = None, reserve_ids: bool = False) -> IntakeFacts:
+    """Raise InvalidParameter with the first reason this live volume migration cannot happen;
+    the facts it read (with the ids ``reserve_ids`` asks ``intake_facts`` for)."""
     if volume.state != VolumeState.READY:
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"it is {volume.state}")
@@ -129,7 +160,7 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
         raise InvalidParameter(f"Volume {volume.name} is {state}; only live migration of a volume "
                                f"attached to a Running VM is supported")
     host = vm.host
-    facts = facts or intake_facts(session, host, dest)
+    facts = facts or intake_facts(session, host, dest, reserve_ids)
     if not facts.storage_motion:
         raise InvalidParameter(
             f"Storage motion is not supported on host {host.name}: hypervisor {host.hypervisor} "
@@ -153,6 +184,7 @@ def check_migrate_volume(session: Session, volume: Volume, dest: StoragePool, li
     if reasons:
         raise InvalidParameter(f"Cannot migrate volume {volume.name} to storage pool {dest.name}: "
                                + "; ".join(reasons))
+    return facts
 
 
 def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller, volume_id: int,
@@ -164,45 +196,53 @@ def migrate_volume(db: Database, enqueue: Callable[[int], None], caller: Caller,
         return accept_volume_migration(db, uow, enqueue, caller, volume, dest, livemigrate, params)
 
 
-def _reserve_ids(s: Session) -> tuple[int, int]:
-    """Ids for a new job and its Scheduled event, so that each row can name the other (the event's
-    ``start_id`` is its own id) without an UPDATE after the INSERTs."""
-    if s.get_bind().dialect.name == "postgresql":
-        row = s.execute(text("SELECT nextval('async_jobs_id_seq'), nextval('events_id_seq')")).one()
-    else:  # SQLite: this transaction began with BEGIN IMMEDIATE and holds the only write lock
-        row = s.execute(text("SELECT (SELECT coalesce(max(id), 0) + 1 FROM async_jobs), "
-                             "(SELECT coalesce(max(id), 0) + 1 FROM events)")).one()
-    return int(row[0]), int(row[1])
-
-
 def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], caller: Caller, volume: Volume,
                             dest: StoragePool, livemigrate: bool, params: dict) -> str:
     """Check, record and commit a volume migration in ``uow`` (whose session loaded ``volume`` with
     ``VOLUME_INTAKE_OPTIONS``, and ``dest``), then publish it; the job's UUID. Changes nothing if
     it refuses."""
     s = uow.session
-    check_migrate_volume(s, volume, dest, livemigrate)
+    facts = check_migrate_volume(s, volume, dest, livemigrate, reserve_ids=True)
+    job_id, event_id = facts.job_id, facts.event_id
     vm = volume.vm
     # Compare-and-set, as ``db.cas``: lock the VM as Running too, so that a VM migration that
     # starts at the same moment and this volume migration cannot both win; and on the host and
     # pool read above, so that a repair by the truth reconciler in between cannot leave the job
     # a stale source.
-    if (s.execute(_LOCK_VM, {"vm_id": vm.id, "at_host_id": vm.host_id}).rowcount != 1
-            or s.execute(_TAKE_VOLUME, {"volume_id": volume.id, "at_pool_id": volume.pool_id}).rowcount != 1):
+    lock = {"vm_id": vm.id, "at_host_id": vm.host_id}
+    take = {"volume_id": volume.id, "at_pool_id": volume.pool_id}
+    # Core statements in the session's transaction, as in ``intake_facts``. (The API's audit
+    # listens to the session's ORM executions and does not see these writes; it needs not: the
+    # Scheduled event inserted below is this command's own record.)
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        taken = conn.execute(_TAKE_VOLUME_OF_LOCKED_VM, {"lock_vm_id": vm.id, "lock_host_id": vm.host_id,
+                                                      **take}).rowcount == 1
+    else:
+        taken = conn.execute(_LOCK_VM, lock).rowcount == 1 and conn.execute(_TAKE_VOLUME, take).rowcount == 1
+    if not taken:
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"another operation has just taken it")
-    job_id, event_id = _reserve_ids(s)
     job_uuid = new_uuid()
-    s.execute(_INSERT_JOB, {
-        "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
-        "command": "migrateVolume", "cmd": MIGRATE_VOLUME_CMD, "params": json.dumps(params),
-        "phase": JobPhase.QUEUED, "host_id": vm.host_id, "bytes_total": volume.size, "start_event_id": event_id})
-    s.execute(_INSERT_RESOURCE, {"job_id": job_id, "resource_type": "Volume", "resource_id": volume.id,
-                                 "src_pool_id": volume.pool_id, "dest_pool_id": dest.id, "src_host_id": vm.host_id})
-    s.execute(_INSERT_EVENT, {
-        "id": event_id, "type": events.VOLUME_MIGRATE, "state": "Scheduled", "level": "INFO",
-        "description": f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}",
-        "account_id": caller.account_id, "user_id": caller.user_id, "job_id": job_id, "start_id": event_id})
+    rows = [
+        (AsyncJob.__table__, {
+            "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
+            "command": "migrateVolume", "cmd": MIGRATE_VOLUME_CMD, "params": json.dumps(params),
+            "phase": JobPhase.QUEUED, "host_id": vm.host_id, "bytes_total": volume.size,
+            "start_event_id": event_id}),
+        (JobResource.__table__, {
+            "job_id": job_id, "resource_type": "Volume", "resource_id": volume.id, "src_pool_id": volume.pool_id,
+            "dest_pool_id": dest.id, "src_host_id": vm.host_id}),
+        (Event.__table__, {
+            "id": event_id, "type": events.VOLUME_MIGRATE, "state": "Scheduled", "level": "INFO",
+            "description": f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}",
+            "account_id": caller.account_id, "user_id": caller.user_id, "job_id": job_id, "start_id": event_id}),
+    ]
+    if conn.dialect.name == "postgresql":  # the three in one round trip
+        insert_together(conn, rows)
+    else:
+        for table, values in rows:
+            conn.execute(_INSERT[table.name], values)
     what = logcontext.fields(job=job_uuid, volume=volume.uuid, vm=vm.name, host=vm.host.name,
                              pool=dest.name, src_pool=volume.pool.name)
     uow.after_commit(lambda: publish(db, enqueue, job_id))
@@ -210,13 +250,6 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
     log.info("job %s accepted: migrate volume %s of VM %s from pool %s to pool %s", job_uuid,
              volume.name, what["vm"], what["src_pool"], dest.name, extra=what)
     return job_uuid
-
-
-def _autocommit(db: Database):
-    engine = getattr(db, "_motion_autocommit", None)
-    if engine is None:
-        engine = db._motion_autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine
 
 
 def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
@@ -236,8 +269,7 @@ def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:
             # string cannot carry parameters.
             stamp = (f"SET LOCAL synchronous_commit TO OFF; UPDATE async_jobs SET published_at = "
                      f"'{utcnow().isoformat(sep=' ')}' WHERE id = {int(job_id)} AND published_at IS NULL")
-            with _autocommit(db).connect() as conn:
-                conn.exec_driver_sql(stamp)
+            driver_execute(db.engine, stamp)
         else:
             with db.engine.begin() as conn:
                 conn.execute(_STAMP_PUBLISHED, {"job_id": job_id, "now": utcnow()})

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from sqlalchemy import event, select, text
 
 from api import auth
+from api.app import PING_IDLE_SECONDS
 from orchestrator import models, slots
 from orchestrator.states import JobPhase
 from tests.helpers import admin_caller, ids
@@ -20,30 +22,35 @@ pytestmark = pytest.mark.postgres
 
 
 class Statements:
-    """Statements and commits on an engine while the block runs."""
+    """Statements sent by psycopg cursors (SQLAlchemy's and those the API runs on the driver
+    directly, ``Context.read_fast``) and commits on an engine while the block runs."""
 
     def __init__(self, engine):
         self.engine, self.statements, self.commits = engine, [], 0
-
-    def _statement(self, _conn, _cursor, statement, *_args):
-        self.statements.append(statement)
 
     def _commit(self, _conn):
         self.commits += 1
 
     def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._statement)
+        original = self._original = psycopg.Cursor.execute
+        seen = self.statements
+
+        def execute(cursor, query, *args, **kwargs):
+            seen.append(query if isinstance(query, str) else str(query))
+            return original(cursor, query, *args, **kwargs)
+        psycopg.Cursor.execute = execute
         event.listen(self.engine, "commit", self._commit)
         return self
 
     def __exit__(self, *_exc):
-        event.remove(self.engine, "before_cursor_execute", self._statement)
+        psycopg.Cursor.execute = self._original
         event.remove(self.engine, "commit", self._commit)
 
 
 @pytest.fixture
 def env(pg_url):
-    environment = make_env(pg_url)
+    # As the API runs: pooled connections pinged only after a second idle (no ping per statement).
+    environment = make_env(pg_url, ping_idle_seconds=PING_IDLE_SECONDS)
     yield environment
     environment["db"].dispose()
 
@@ -75,14 +82,15 @@ def test_a_poll_is_one_statement_once_the_callers_key_is_cached(env):
     assert len(seen.statements) == 1 and seen.commits == 0, seen.statements
 
 
-def test_a_submission_is_one_transaction_and_a_published_stamp_of_ten_statements_at_most(env):
+def test_a_submission_is_one_transaction_and_a_published_stamp_of_five_statements_at_most(env):
     env["admin"].call("listZones")  # the caller's key is cached
     seen = Statements(env["db"].engine)
     job = submit(env, statements=seen)
-    # The request's own transaction (one commit), then the stamp after the publish (one
-    # statement in autocommit).
+    # The request's own transaction (one commit: the volume with the pool, the facts with the two
+    # ids, both compare-and-sets in one statement, the three INSERTs in one), then the stamp after
+    # the publish (one statement in autocommit).
     assert seen.commits == 1, seen.statements
-    assert len(seen.statements) <= 10, seen.statements
+    assert len(seen.statements) <= 5, seen.statements
     assert not [s for s in seen.statements if s.lstrip().upper().startswith("UPDATE EVENTS")
                 or "start_event_id=" in s.replace(" ", "")], "ids are assigned without follow-up UPDATEs"
     with env["db"].uow() as uow:
@@ -90,6 +98,12 @@ def test_a_submission_is_one_transaction_and_a_published_stamp_of_ten_statements
         [scheduled] = uow.session.scalars(select(models.Event).where(models.Event.job_id == row.id)).all()
         assert row.published_at is not None and env["enqueued"] == [row.id]
         assert row.start_event_id == scheduled.id == scheduled.start_id
+        # The rows inserted together got the models' defaults, as separate inserts would.
+        assert (row.status, row.proc_status, row.result_code, row.attempt, row.bytes_done, row.rate) == (0, 0, 0, 0, 0, 0.0)
+        assert row.created is not None and row.last_updated is not None and row.phase == "queued"
+        assert scheduled.uuid and scheduled.uuid != row.uuid and scheduled.created is not None
+        [resource] = uow.session.scalars(select(models.JobResource).where(models.JobResource.job_id == row.id)).all()
+        assert (resource.resource_type, resource.src_host_id) == ("Volume", row.host_id)
         assert (scheduled.type, scheduled.state, scheduled.user_id) == ("VOLUME.MIGRATE", "Scheduled", row.user_id)
         # The command recorded its own event: no second API.migrateVolume event from the audit.
         assert uow.session.scalar(select(models.Event).where(models.Event.type == "API.migrateVolume")) is None
@@ -131,3 +145,28 @@ def test_the_queue_position_of_a_poll_is_the_schedulers(env):
         assert status == 200 and body["queryasyncjobresultresponse"]["queueposition"] == position, uuid
     status, body = env["admin"].call("queryAsyncJobResult", jobid=first.upper())
     assert status == 200 and body["queryasyncjobresultresponse"]["jobid"] == first
+
+
+def test_a_poll_on_a_connection_the_database_dropped_fails_once_and_the_next_poll_is_answered(env):
+    job = submit(env)
+    assert env["admin"].call("queryAsyncJobResult", jobid=job)[0] == 200
+    with psycopg.connect(env["db"].engine.url.render_as_string(hide_password=False).replace("+psycopg", ""),
+                         autocommit=True) as admin:  # the database drops every connection of the API
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    status, body = env["admin"].call("queryAsyncJobResult", jobid=job)
+    assert_envelope(status, body, 530, "queryasyncjobresultresponse")
+    status, body = env["admin"].call("queryAsyncJobResult", jobid=job)
+    assert status == 200 and body["queryasyncjobresultresponse"]["jobid"] == job
+
+
+def test_a_submission_whose_published_stamp_fails_is_still_accepted_and_left_for_the_sweep(env, monkeypatch):
+    from orchestrator import motion
+
+    def failing(*_args, **_kwargs):
+        raise psycopg.OperationalError("the database went away after the commit")
+    monkeypatch.setattr(motion, "driver_execute", failing)
+    job = submit(env)
+    with env["db"].uow() as uow:
+        row = uow.session.scalar(select(models.AsyncJob).where(models.AsyncJob.uuid == job))
+        assert row.published_at is None and env["enqueued"] == [row.id]

@@ -89,3 +89,35 @@ def test_of_two_concurrent_requests_for_one_volume_exactly_one_is_accepted(db):
     assert count(db, models.AsyncJob) == 1
     assert count(db, models.Event) == 1
     assert volume_row(db, "vm1-root").state == "Migrating"
+
+
+@pytest.mark.parametrize("change,vm_state", [
+    ("UPDATE virtual_machines SET state = 'Stopped' WHERE name = 'vm1'", "Stopped"),
+    ("UPDATE volumes SET state = 'Migrating' WHERE name = 'vm1-root'", "Running"),
+])
+def test_a_change_between_the_checks_and_the_compare_and_set_refuses_and_changes_nothing(db, change, vm_state):
+    """Given the volume and its VM read and checked, when another writer stops the VM or takes the
+    volume before the compare-and-set, then the request is refused and neither row is changed by it."""
+    from sqlalchemy import text
+
+    from orchestrator.motion import VOLUME_INTAKE_OPTIONS, accept_volume_migration
+
+    caller = admin_caller(db)
+    [vol] = ids(db, models.Volume, "vm1-root")
+    [dest] = ids(db, models.StoragePool, "c1-gold-2")
+    before = volume_row(db, "vm1-root").state
+    enqueued = []
+    with db.uow() as uow:
+        volume = uow.session.scalar(select(models.Volume).options(*VOLUME_INTAKE_OPTIONS)
+                                    .where(models.Volume.id == vol))
+        pool = uow.session.get(models.StoragePool, dest)
+        with db.engine.begin() as other:
+            other.execute(text(change))
+        with pytest.raises(InvalidParameter) as err:
+            accept_volume_migration(db, uow, enqueued.append, caller, volume, pool, True, {})
+    assert "another operation has just taken it" in err.value.text
+    with db.uow() as uow:
+        assert uow.session.scalar(select(models.VirtualMachine.state).where(models.VirtualMachine.name == "vm1")) \
+            == vm_state
+    assert volume_row(db, "vm1-root").state == ("Migrating" if "volumes" in change else before)
+    assert count(db, models.AsyncJob) == 0 and count(db, models.Event) == 0 and enqueued == []
