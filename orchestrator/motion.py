@@ -54,8 +54,8 @@ def storage_motion_supported(session: Session, hypervisor: str, version: str) ->
 
 
 def pool_facts(session: Session, pool: StoragePool) -> placement.PoolFacts:
-    allocated = session.scalar(select(func.coalesce(func.sum(Volume.size), 0))
-                               .where(Volume.pool_id == pool.id)) or 0
+    # Read, not taken from the object: the triggers of migration 0008 keep it in the database.
+    allocated = session.scalar(select(StoragePool.allocated_bytes).where(StoragePool.id == pool.id)) or 0
     return placement.PoolFacts(name=pool.name, is_local=pool.is_local, scope=pool.scope,
                                state=pool.state, zone_id=pool.zone_id, cluster_id=pool.cluster_id,
                                host_id=pool.host_id, tags=pool.tags,
@@ -88,8 +88,8 @@ def _intake_facts_query(ids: str | None = None):
                  .where(HypervisorCapability.hypervisor_type == bindparam("hypervisor"),
                         HypervisorCapability.hypervisor_version == bindparam("version"))
                  .limit(1).scalar_subquery())
-    allocated = (select(func.coalesce(func.sum(Volume.size), 0)).where(Volume.pool_id == bindparam("pool_id"))
-                 .scalar_subquery())
+    allocated = func.coalesce(select(StoragePool.allocated_bytes).where(StoragePool.id == bindparam("pool_id"))
+                              .scalar_subquery(), 0)
     factor = select(Configuration.value).where(Configuration.name == OVERPROVISIONING).scalar_subquery()
     if ids == "postgresql":
         reserved = [literal_column("nextval('async_jobs_id_seq')"), literal_column("nextval('events_id_seq')")]
