@@ -1,10 +1,13 @@
 """CloudStack-style global configuration kept in the ``configuration`` table.
 
 Values are strings in the table; readers here convert them and fall back to the documented
-defaults, so a missing row never breaks a migration.
+defaults, so a missing row never breaks a migration. A unit of work that needs several values
+can read them inside another statement (``column`` gives the scalar subquery) and ``remember``
+them for the rest of that unit of work only: a change is seen by the next transaction.
 """
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import Configuration
@@ -22,9 +25,26 @@ DEFAULTS = {
 }
 
 
+KNOWN = "motion.config"  # Session.info key: values read in this unit of work
+
+
 def get(session: Session, name: str) -> str:
+    known = session.info.get(KNOWN, {})
+    if name in known:
+        return known[name]
     row = session.get(Configuration, name)
     return row.value if row is not None else DEFAULTS[name]
+
+
+def column(name: str):
+    """The value of ``name`` (NULL when the row is missing) as a scalar subquery, to read it
+    inside another statement."""
+    return select(Configuration.value).where(Configuration.name == name).scalar_subquery()
+
+
+def remember(session: Session, name: str, value: str | None) -> None:
+    """Keep a value read with ``column`` for the rest of this unit of work (``None``: the default)."""
+    session.info.setdefault(KNOWN, {})[name] = value if value is not None else DEFAULTS[name]
 
 
 def wait_seconds(session: Session) -> int:

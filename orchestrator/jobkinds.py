@@ -1,7 +1,7 @@
 """What each kind of migration job sends to the agent and how it lands in the database.
 
-A Plan is loaded from the job's resource rows (a handful of statements: the rows, their volumes
-with VM and host, their pools, ``wait``), and carries what the runner needs later without going
+A Plan is loaded from the job's resource rows (``load_job``: one statement for the job, its rows,
+their volumes with VM and host, their pools and the global values admission reads), and carries what the runner needs later without going
 back to the database: the hosts and pools whose slots it takes, the deadline, the job's owner for
 events and the log fields. ``apply_success`` and ``apply_failure`` run inside the runner's
 finishing transaction and move every object with compare-and-set, so applying an outcome twice
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from . import events, globalconfig, logcontext, responses
 from .config import Settings
@@ -94,16 +94,54 @@ def _agent_url(settings: Settings, host: Host) -> str:
     return settings.agent_url_for(host.name, host.agent_url)
 
 
-def load_plan(s: Session, job: AsyncJob, settings: Settings) -> Plan | None:
-    rows = list(s.scalars(select(JobResource).where(JobResource.job_id == job.id).order_by(JobResource.id)))
+CONFIG = ("wait", "pool.storage.migration.limit")  # the global values a job's first transaction reads
+
+
+@dataclass
+class Loaded:
+    """What ``load_job`` read besides the job (held here: the session keeps only weak references)."""
+
+    rows: list[JobResource]
+    volumes: dict[int, Volume]
+    pools: dict[int, StoragePool]
+
+
+def load_job(s: Session, job_id: int) -> tuple[AsyncJob | None, Loaded | None]:
+    """The job and its resource rows in one statement, with the volumes those rows name (their VM
+    and its host), their source and destination pools, and the values of ``CONFIG`` (remembered
+    for this unit of work): ``load_plan(s, job, settings, rows)`` then needs no statement of its
+    own for a volume job."""
+    src, dest = aliased(StoragePool), aliased(StoragePool)
+    found = s.execute(
+        select(AsyncJob, JobResource, Volume, src, dest, *[globalconfig.column(n) for n in CONFIG])
+        .outerjoin(JobResource, JobResource.job_id == AsyncJob.id)
+        .outerjoin(Volume, and_(JobResource.resource_type == "Volume", Volume.id == JobResource.resource_id))
+        .outerjoin(src, src.id == JobResource.src_pool_id).outerjoin(dest, dest.id == JobResource.dest_pool_id)
+        .options(joinedload(Volume.vm).joinedload(VirtualMachine.host))
+        .where(AsyncJob.id == job_id).order_by(JobResource.id)).all()
+    if not found:
+        return None, []
+    for name, value in zip(CONFIG, found[0][5:]):
+        globalconfig.remember(s, name, value)
+    pools = {p.id: p for row in found for p in row[3:5] if p is not None}
+    return found[0][0], Loaded([row[1] for row in found if row[1] is not None],
+                               {row[2].id: row[2] for row in found if row[2] is not None}, pools)
+
+
+def load_plan(s: Session, job: AsyncJob, settings: Settings, loaded: Loaded | None = None) -> Plan | None:
+    """The job's plan; from what ``load_job`` read when given, else read here."""
+    rows = loaded.rows if loaded is not None else list(
+        s.scalars(select(JobResource).where(JobResource.job_id == job.id).order_by(JobResource.id)))
     vm_row = next((r for r in rows if r.resource_type == "VirtualMachine"), None)
     volume_rows = [r for r in rows if r.resource_type == "Volume"]
     pool_ids = sorted({p for r in volume_rows for p in (r.src_pool_id, r.dest_pool_id) if p is not None})
-    # bulk loads: later s.get() calls find these in the identity map without a statement
-    volumes = {v.id: v for v in s.scalars(select(Volume).where(Volume.id.in_([r.resource_id for r in volume_rows]))
-                                          .options(joinedload(Volume.vm).joinedload(VirtualMachine.host)))
-               } if volume_rows else {}
-    pools = {p.id: p for p in s.scalars(select(StoragePool).where(StoragePool.id.in_(pool_ids)))} if pool_ids else {}
+    if loaded is not None:
+        volumes, pools = loaded.volumes, loaded.pools
+    else:  # bulk loads: later s.get() calls find these in the identity map without a statement
+        volumes = {v.id: v for v in s.scalars(select(Volume).where(Volume.id.in_([r.resource_id for r in volume_rows]))
+                                              .options(joinedload(Volume.vm).joinedload(VirtualMachine.host)))
+                   } if volume_rows else {}
+        pools = {p.id: p for p in s.scalars(select(StoragePool).where(StoragePool.id.in_(pool_ids)))} if pool_ids else {}
     moves, sources = [], {}
     for r in volume_rows:
         v = volumes[r.resource_id]

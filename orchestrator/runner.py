@@ -30,7 +30,7 @@ from . import events, globalconfig, logcontext, slots
 from .config import Settings
 from .db import Database, cas
 from .errors import AgentUnreachable, ConcurrentOperation, MotionError
-from .jobkinds import Plan, load_plan
+from .jobkinds import Plan, load_job, load_plan
 from .models import AsyncJob, Host, utcnow
 from .states import CommandState, JobPhase, JobStatus
 
@@ -116,7 +116,15 @@ class Runner:
     # -- the job ---------------------------------------------------------------------------
     def run(self, job_id: int) -> str:
         """Drive one job as far as it goes; returns what happened (for logs and tests)."""
-        started = self._begin(job_id)
+        try:
+            started = self._begin(job_id)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The pool pings a connection only after it has been idle (workers.app): one that
+            # died in use fails this transaction, which changed nothing; once more on a new one.
+            log.warning("job %s: database connection lost, trying again: %s", job_id, exc)
+            started = self._begin(job_id)
         if isinstance(started, str):
             return started
         plan, outcome = started, None
@@ -134,12 +142,12 @@ class Runner:
         woken: list[int] = []
         with self.db.uow() as uow:
             s = uow.session
-            job = s.get(AsyncJob, job_id)
+            job, loaded = load_job(s, job_id)
             if job is None or job.status != JobStatus.PENDING or (
                     job.lease_owner is not None and job.lease_expires_at is not None
                     and job.lease_expires_at >= utcnow()):
                 return "skipped"  # a duplicate wake-up: finished, or someone holds it (the claim decides)
-            plan = load_plan(s, job, self.settings)
+            plan = load_plan(s, job, self.settings, loaded)
             if plan is None:
                 return "skipped"
             hosts = None
@@ -192,7 +200,8 @@ class Runner:
         (wait x 2) starts now, not at submission. Dispatching with a slot of a host still free
         wakes the next refused job of that host: it may have been refused only because this
         (older) job was being admitted at the same time."""
-        waiting = slots.admit(s, job, plan.pool_ids, hosts)
+        refused: set[int] = set()  # hosts that refused jobs wait for, seen under their locks
+        waiting = slots.admit(s, job, plan.pool_ids, hosts, refused)
         if waiting:
             log.info("job %s queued: %s", plan.job_uuid, waiting)
             slots.refuse(s, plan.job_id, self.me, waiting)
@@ -210,7 +219,8 @@ class Runner:
                       f"Started migrating {plan.label} (command {plan.command['type']} to the "
                       f"agent of host {plan.host_name})")
         plan.phase, plan.deadline_at = JobPhase.DISPATCHED, deadline
-        woken = slots.wake_refused(s, hosts if hosts is not None else [s.get(Host, h) for h in plan.host_ids])
+        woken = slots.wake_refused(s, hosts if hosts is not None else [s.get(Host, h) for h in plan.host_ids],
+                                   only=refused)
         log.info("job %s dispatched: slots taken, deadline in %s s (wait*2)", plan.job_uuid, 2 * plan.wait)
         return True, woken
 
@@ -337,13 +347,14 @@ class Runner:
             s = uow.session
             # Hosts, then pools, before rows, as admission does: the volumes' moves change their
             # pools' allocated_bytes (triggers of migration 0008), in this order too.
-            hosts = slots.lock(s, plan.host_ids, plan.pool_ids)
+            refused: set[int] = set()
+            hosts = slots.lock(s, plan.host_ids, plan.pool_ids, refused)
             result = plan.apply_success(s, record)
             self._complete(s, plan, JobStatus.SUCCEEDED, 0, result,
                            bytes_done=int(record.get("bytesTotal") or 0), proc_status=100)
             events.record(s, plan.owner, plan.event_type, "Completed",
                           f"Successfully completed migrating {plan.label}")
-            woken = slots.wake_refused(s, hosts)
+            woken = slots.wake_refused(s, hosts, only=refused)
             uow.commit()
         log.info("job %s succeeded: %s moved", plan.job_uuid, plan.label)
         self._publish(woken)

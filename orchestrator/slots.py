@@ -67,58 +67,97 @@ def running_on_host(s: Session, host_id: int) -> int:
 
 
 def running_on_pool(s: Session, pool_id: int) -> int:
-    return s.scalar(select(func.count(func.distinct(AsyncJob.id))).select_from(AsyncJob)
-                    .join(JobResource, JobResource.job_id == AsyncJob.id)
-                    .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE),
-                           or_(JobResource.src_pool_id == pool_id, JobResource.dest_pool_id == pool_id)))
+    return s.scalar(select(_pool_running(pool_id)))
 
 
-def running_on_pools(s: Session, pool_ids: list[int]) -> dict[int, int]:
-    """``running_on_pool`` for several pools in one statement."""
-    uses = [or_(JobResource.src_pool_id == p, JobResource.dest_pool_id == p) for p in pool_ids]
-    counts = s.execute(select(*[func.count(func.distinct(case((u, AsyncJob.id)))) for u in uses])
-                       .select_from(AsyncJob).join(JobResource, JobResource.job_id == AsyncJob.id)
-                       .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), or_(*uses))).one()
-    return dict(zip(pool_ids, (int(c) for c in counts)))
+def lock(s: Session, host_ids: list[int], pool_ids: list[int] = (), refused: set[int] | None = None) -> list[Host]:
+    """Lock the rows of these hosts and pools, in id order (admission and wake-ups serialise here).
 
-
-def lock(s: Session, host_ids: list[int], pool_ids: list[int] = ()) -> list[Host]:
-    """Lock the rows of these hosts and pools, in id order (admission and wake-ups serialise here)."""
+    ``refused``, when given, receives the ids of the hosts that refused jobs wait for, read in
+    the pools' statement (one round trip less for a finishing job): it starts after the hosts are
+    locked, and a job is refused only under its hosts' locks, so no refusal of these hosts can
+    commit after it until the caller's transaction ends. Without pools to lock, every host is
+    reported (``wake_refused`` then looks itself)."""
     hosts = list(s.scalars(select(Host).where(Host.id.in_(host_ids)).order_by(Host.id)
                            .with_for_update(key_share=True))) if host_ids else []
     if pool_ids:
-        s.execute(select(StoragePool.id).where(StoragePool.id.in_(pool_ids)).order_by(StoragePool.id)
-                  .with_for_update(key_share=True))
+        columns = [_has_refused(h.id) for h in hosts] if refused is not None else []
+        found = s.execute(select(StoragePool.id, *columns).where(StoragePool.id.in_(pool_ids))
+                          .order_by(StoragePool.id).with_for_update(of=StoragePool, key_share=True)).first()
+        if refused is not None:
+            refused.update(h.id for h, waiting in zip(hosts, found[1:] if found else [True] * len(hosts))
+                           if waiting)
+    elif refused is not None:
+        refused.update(h.id for h in hosts)
     return hosts
 
 
-def _host_counts(s: Session, job_id: int, host_id: int) -> tuple[int, int]:
-    """(older queued jobs waiting for the host, jobs running on it), in one statement."""
-    older, running = s.execute(select(
-        func.coalesce(func.sum(case((AsyncJob.phase == JobPhase.QUEUED, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((AsyncJob.phase.in_(ACTIVE), 1), else_=0)), 0))
-        .where(AsyncJob.status == JobStatus.PENDING, _uses_host(host_id),
-               or_(AsyncJob.phase.in_(ACTIVE), AsyncJob.id < job_id))).one()
-    return int(older), int(running)
+def _capability_limit(host: Host):
+    return (select(HypervisorCapability.max_storage_migrations)
+            .where(HypervisorCapability.hypervisor_type == host.hypervisor,
+                   HypervisorCapability.hypervisor_version == host.hypervisor_version)
+            .limit(1).scalar_subquery())
+
+
+def _count(*where):
+    return select(func.count()).select_from(AsyncJob).where(*where).scalar_subquery()
+
+
+def _has_refused(host_id: int):
+    return select(AsyncJob.id).where(*_refused(host_id)).exists()
+
+
+def _pool_running(pool_id: int):
+    return (select(func.count(func.distinct(AsyncJob.id))).select_from(AsyncJob)
+            .join(JobResource, JobResource.job_id == AsyncJob.id)
+            .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE),
+                   or_(JobResource.src_pool_id == pool_id, JobResource.dest_pool_id == pool_id))
+            .scalar_subquery())
+
+
+def look(s: Session, job_id: int, hosts: list[Host], pools: list[int]) -> tuple[dict, dict]:
+    """What admission needs, in one statement, once the hosts (and pools) are locked: per host
+    (older queued jobs waiting for it, jobs running on it, whether refused jobs wait for it, its
+    limit), per pool the jobs running on it. The capability limits are remembered for the unit of
+    work (``host_limit``)."""
+    columns = []
+    for host in hosts:
+        columns += [_count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED,
+                           _uses_host(host.id), AsyncJob.id < job_id),
+                    _count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), _uses_host(host.id)),
+                    _has_refused(host.id), _capability_limit(host)]
+    columns += [_pool_running(p) for p in pools]
+    values = list(s.execute(select(*columns)).one()) if columns else []
+    known = s.info.setdefault("motion.capability_limits", {})
+    per_host = {}
+    for i, host in enumerate(hosts):
+        older, running, refused, capability = values[4 * i: 4 * i + 4]
+        known.setdefault((host.hypervisor, host.hypervisor_version), capability if capability is not None else 2)
+        per_host[host.id] = (int(older), int(running), bool(refused), host_limit(s, host))
+    per_pool = dict(zip(pools, (int(v) for v in values[4 * len(hosts):])))
+    return per_host, per_pool
 
 
 def admit(s: Session, job: AsyncJob, pools: list[int] | None = None,
-          hosts: list[Host] | None = None) -> str | None:
+          hosts: list[Host] | None = None, refused: set[int] | None = None) -> str | None:
     """Lock (unless ``hosts`` were locked already, with the pools) and check; None when the job
-    may dispatch now, else why it waits."""
+    may dispatch now, else why it waits. ``refused``, when given, receives the ids of the hosts
+    that refused jobs wait for (only those need ``wake_refused`` after a dispatch)."""
     pools = job_pools(s, job.id) if pools is None else sorted(set(pools))
     if hosts is None:
         hosts = lock(s, job_hosts(job), pools)
+    per_host, per_pool = look(s, job.id, hosts, pools)
+    if refused is not None:
+        refused.update(h for h, facts in per_host.items() if facts[2])
     for host in hosts:
-        older, running = _host_counts(s, job.id, host.id)
+        older, running, _, limit = per_host[host.id]
         if older:
             return f"an older job waits for host {host.name}"
-        limit = host_limit(s, host)
         if running >= limit:
             return f"host {host.name} runs {limit} storage migrations already (its limit)"
     if pools:
         cap = int(float(globalconfig.get(s, "pool.storage.migration.limit")))
-        for pool_id, running in running_on_pools(s, pools).items():
+        for pool_id, running in per_pool.items():
             if running >= cap:
                 return f"pool {s.get(StoragePool, pool_id).name} has {cap} migrations running (its cap)"
     return None
@@ -146,11 +185,14 @@ def _woken(host_id: int):
             AsyncJob.attempt > 0, AsyncJob.status_text.is_(None), AsyncJob.lease_owner.is_(None))
 
 
-def wake_refused(s: Session, hosts: list[Host]) -> list[int]:
+def wake_refused(s: Session, hosts: list[Host], only: set[int] | None = None) -> list[int]:
     """The oldest refused jobs of these (locked) hosts, one per slot that is free and not promised
-    to a job woken already; marked woken here, to be published after the caller commits."""
+    to a job woken already; marked woken here, to be published after the caller commits.
+    ``only``: the hosts known (under the same locks) to have refused jobs; the others are skipped."""
     chosen: list[int] = []
     for host in hosts:
+        if only is not None and host.id not in only:
+            continue
         refused = [j for j in s.scalars(select(AsyncJob.id).where(*_refused(host.id))
                                         .order_by(AsyncJob.id).limit(MAX_WOKEN + len(chosen)))
                    if j not in chosen]

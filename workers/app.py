@@ -31,6 +31,10 @@ from .agent_client import AgentClient
 
 log = logging.getLogger(__name__)
 RUN_JOB = "motion.run_job"
+# A worker process takes a pooled connection back within milliseconds of returning it while
+# jobs keep coming: it pings one only after this long idle (see db.make_engine), not on every
+# checkout (two round trips per job saved).
+PING_IDLE_SECONDS = 1.0
 SWEEP = "motion.sweep"
 QUEUE = "motion"
 
@@ -47,7 +51,8 @@ class Runtime:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.settings.database_url)
+            url = self.settings.database_url
+            self._db = Database(url, **({} if url.startswith("sqlite") else {"ping_idle_seconds": PING_IDLE_SECONDS}))
         return self._db
 
     @property

@@ -1,0 +1,113 @@
+"""What one migration costs the worker in database work, on PostgreSQL, and that the reads folded
+into fewer statements still see the values of the moment: an instant volume job is two
+transactions of 13 statements in all; the global values and the capability limits are read inside
+other statements, yet a change to them is seen by the next job.
+"""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from orchestrator import models
+from orchestrator.db import Database
+from orchestrator.runner import Runner
+from tests.helpers import load_small
+from tests.integration.test_runner_pg import settings, submit
+
+pytestmark = pytest.mark.postgres
+
+
+class InstantAgent:
+    """An agent whose commands end at once (as the zero-copy agent's do with ``?wait=``)."""
+
+    def __init__(self):
+        self.posted = []
+
+    def post_command(self, base_url, payload):
+        self.posted.append(payload)
+        return {"id": payload["id"], "state": "succeeded", "bytesDone": 100, "bytesTotal": 100,
+                "result": {"volumePath": "moved.vhdx"}}
+
+    def get_command(self, base_url, command_id):
+        raise AssertionError("an instant command needs no poll")
+
+
+class Statements:
+    """Statements and commits on an engine while the block runs."""
+
+    def __init__(self, engine):
+        self.engine, self.statements, self.commits = engine, [], 0
+
+    def _statement(self, _conn, _cursor, statement, *_args):
+        self.statements.append(" ".join(statement.split()))
+
+    def _commit(self, _conn):
+        self.commits += 1
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        return self
+
+    def __exit__(self, *_exc):
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
+
+
+@pytest.fixture
+def db(pg_url):
+    database = Database(pg_url)
+    load_small(database)
+    yield database
+    database.dispose()
+
+
+def set_config(db, name, value):
+    with db.uow() as uow:
+        uow.session.get(models.Configuration, name).value = value
+        uow.commit()
+
+
+def test_an_instant_volume_job_is_two_transactions_of_thirteen_statements(db):
+    job_id, _ = submit(db)
+    runner = Runner(db, InstantAgent(), settings(db))
+    with Statements(db.engine) as seen:
+        assert runner.run(job_id) == "succeeded"
+    assert seen.commits == 2, seen.statements
+    assert len(seen.statements) <= 13, "\n".join(seen.statements)
+    # the global values and the capability limit come inside other statements
+    assert not any(s.startswith("SELECT configuration.") for s in seen.statements)
+    assert not any(s.startswith("SELECT hypervisor_capabilities.") for s in seen.statements)
+
+
+def test_a_changed_wait_is_seen_by_the_next_job(db):
+    set_config(db, "wait", "7")
+    job_id, _ = submit(db)
+    agent = InstantAgent()
+    assert Runner(db, agent, settings(db)).run(job_id) == "succeeded"
+    assert agent.posted[0]["wait"] == 7
+
+
+def test_a_lowered_pool_cap_is_seen_by_the_next_job(db):
+    set_config(db, "pool.storage.migration.limit", "0")
+    job_id, _ = submit(db)
+    agent = InstantAgent()
+    assert Runner(db, agent, settings(db)).run(job_id) == "queued"
+    assert agent.posted == []
+    with db.uow() as uow:
+        text = uow.session.get(models.AsyncJob, job_id).status_text
+    assert text.startswith("waiting: pool ") and "has 0 migrations running (its cap)" in text
+
+
+def test_a_lowered_capability_limit_is_seen_by_the_next_job(db):
+    with db.uow() as uow:
+        for capability in uow.session.query(models.HypervisorCapability):
+            capability.max_storage_migrations = 0
+        for host in uow.session.query(models.Host):
+            host.max_storage_migrations = None
+        uow.commit()
+    job_id, _ = submit(db)
+    assert Runner(db, InstantAgent(), settings(db)).run(job_id) == "queued"
+    with db.uow() as uow:
+        text = uow.session.get(models.AsyncJob, job_id).status_text
+    assert "runs 0 storage migrations already (its limit)" in text
