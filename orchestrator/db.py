@@ -6,6 +6,7 @@ change goes through ``cas``: one conditional UPDATE whose row count says who won
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 from sqlalchemy import bindparam, create_engine, event, insert, update
@@ -186,15 +187,27 @@ class UnitOfWork:
             hook()
 
 
+@lru_cache(maxsize=256)
+def _cas_statement(model, shape: tuple[tuple[str, bool], ...], changes: tuple[str, ...]):
+    stmt = update(model).where(model.id == bindparam("cas_id"))
+    for column, is_none in shape:
+        attribute = getattr(model, column)
+        stmt = stmt.where(attribute.is_(None) if is_none else attribute == bindparam(f"cas_x_{column}"))
+    return stmt.values({c: bindparam(f"cas_v_{c}") for c in changes})
+
+
 def cas(session: Session, model, row_id: int, expected: dict, changes: dict, what: str = "") -> None:
     """Compare-and-set one row: apply ``changes`` only if the row still has ``expected`` values.
 
     Raises ConcurrentOperation (and changes nothing) when another writer got there first.
+    The statement is built once per model and set of columns (building it cost more than running
+    it) and runs on the session's connection, after flushing what the session holds.
     """
-    stmt = update(model).where(model.id == row_id)
-    for column, value in expected.items():
-        stmt = stmt.where(getattr(model, column) == value)
-    result = session.execute(stmt.values(**changes).execution_options(synchronize_session=False))
+    shape = tuple((column, value is None) for column, value in expected.items())
+    params = {"cas_id": row_id, **{f"cas_x_{c}": v for c, v in expected.items() if v is not None},
+              **{f"cas_v_{c}": v for c, v in changes.items()}}
+    session.flush()
+    result = session.connection().execute(_cas_statement(model, shape, tuple(changes)), params)
     if result.rowcount != 1:
         raise ConcurrentOperation(
             f"{what or model.__name__} {row_id} is no longer in the expected state {expected}"

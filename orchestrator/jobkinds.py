@@ -10,10 +10,11 @@ fails the second time instead of doing it twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from . import events, globalconfig, logcontext, responses
@@ -106,19 +107,24 @@ class Loaded:
     pools: dict[int, StoragePool]
 
 
+@lru_cache(maxsize=None)
+def _load_job_statement():
+    """Built once: building it (aliases, joined loads) costs more than running it."""
+    src, dest = aliased(StoragePool), aliased(StoragePool)
+    return (select(AsyncJob, JobResource, Volume, src, dest, *[globalconfig.column(n) for n in CONFIG])
+            .outerjoin(JobResource, JobResource.job_id == AsyncJob.id)
+            .outerjoin(Volume, and_(JobResource.resource_type == "Volume", Volume.id == JobResource.resource_id))
+            .outerjoin(src, src.id == JobResource.src_pool_id).outerjoin(dest, dest.id == JobResource.dest_pool_id)
+            .options(joinedload(Volume.vm).joinedload(VirtualMachine.host))
+            .where(AsyncJob.id == bindparam("job_id")).order_by(JobResource.id))
+
+
 def load_job(s: Session, job_id: int) -> tuple[AsyncJob | None, Loaded | None]:
     """The job and its resource rows in one statement, with the volumes those rows name (their VM
     and its host), their source and destination pools, and the values of ``CONFIG`` (remembered
     for this unit of work): ``load_plan(s, job, settings, rows)`` then needs no statement of its
     own for a volume job."""
-    src, dest = aliased(StoragePool), aliased(StoragePool)
-    found = s.execute(
-        select(AsyncJob, JobResource, Volume, src, dest, *[globalconfig.column(n) for n in CONFIG])
-        .outerjoin(JobResource, JobResource.job_id == AsyncJob.id)
-        .outerjoin(Volume, and_(JobResource.resource_type == "Volume", Volume.id == JobResource.resource_id))
-        .outerjoin(src, src.id == JobResource.src_pool_id).outerjoin(dest, dest.id == JobResource.dest_pool_id)
-        .options(joinedload(Volume.vm).joinedload(VirtualMachine.host))
-        .where(AsyncJob.id == job_id).order_by(JobResource.id)).all()
+    found = s.execute(_load_job_statement(), {"job_id": job_id}).all()
     if not found:
         return None, []
     for name, value in zip(CONFIG, found[0][5:]):

@@ -21,7 +21,9 @@ only jobs published more than a quiet period ago, does not wake it again.
 """
 from __future__ import annotations
 
-from sqlalchemy import case, func, or_, select, update
+from functools import lru_cache
+
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import globalconfig
@@ -70,6 +72,20 @@ def running_on_pool(s: Session, pool_id: int) -> int:
     return s.scalar(select(_pool_running(pool_id)))
 
 
+@lru_cache(maxsize=None)
+def _lock_hosts_statement():
+    return (select(Host).where(Host.id.in_(bindparam("hosts", expanding=True))).order_by(Host.id)
+            .with_for_update(key_share=True))
+
+
+@lru_cache(maxsize=16)
+def _lock_pools_statement(looked_hosts: int):
+    """Lock pools in id order; with a column per host saying whether refused jobs wait for it."""
+    columns = [_has_refused(bindparam(f"h{i}")) for i in range(looked_hosts)]
+    return (select(StoragePool.id, *columns).where(StoragePool.id.in_(bindparam("pools", expanding=True)))
+            .order_by(StoragePool.id).with_for_update(of=StoragePool, key_share=True))
+
+
 def lock(s: Session, host_ids: list[int], pool_ids: list[int] = (), refused: set[int] | None = None) -> list[Host]:
     """Lock the rows of these hosts and pools, in id order (admission and wake-ups serialise here).
 
@@ -77,13 +93,12 @@ def lock(s: Session, host_ids: list[int], pool_ids: list[int] = (), refused: set
     the pools' statement (one round trip less for a finishing job): it starts after the hosts are
     locked, and a job is refused only under its hosts' locks, so no refusal of these hosts can
     commit after it until the caller's transaction ends. Without pools to lock, every host is
-    reported (``wake_refused`` then looks itself)."""
-    hosts = list(s.scalars(select(Host).where(Host.id.in_(host_ids)).order_by(Host.id)
-                           .with_for_update(key_share=True))) if host_ids else []
+    reported (``wake_refused`` then looks itself). The statements are built once."""
+    hosts = list(s.scalars(_lock_hosts_statement(), {"hosts": list(host_ids)})) if host_ids else []
     if pool_ids:
-        columns = [_has_refused(h.id) for h in hosts] if refused is not None else []
-        found = s.execute(select(StoragePool.id, *columns).where(StoragePool.id.in_(pool_ids))
-                          .order_by(StoragePool.id).with_for_update(of=StoragePool, key_share=True)).first()
+        looked = hosts if refused is not None else []
+        found = s.connection().execute(_lock_pools_statement(len(looked)), {
+            "pools": list(pool_ids), **{f"h{i}": h.id for i, h in enumerate(looked)}}).first()
         if refused is not None:
             refused.update(h.id for h, waiting in zip(hosts, found[1:] if found else [True] * len(hosts))
                            if waiting)
@@ -92,10 +107,10 @@ def lock(s: Session, host_ids: list[int], pool_ids: list[int] = (), refused: set
     return hosts
 
 
-def _capability_limit(host: Host):
+def _capability_limit(hypervisor, version):
     return (select(HypervisorCapability.max_storage_migrations)
-            .where(HypervisorCapability.hypervisor_type == host.hypervisor,
-                   HypervisorCapability.hypervisor_version == host.hypervisor_version)
+            .where(HypervisorCapability.hypervisor_type == hypervisor,
+                   HypervisorCapability.hypervisor_version == version)
             .limit(1).scalar_subquery())
 
 
@@ -115,19 +130,30 @@ def _pool_running(pool_id: int):
             .scalar_subquery())
 
 
-def look(s: Session, job_id: int, hosts: list[Host], pools: list[int]) -> tuple[dict, dict]:
-    """What admission needs, in one statement, once the hosts (and pools) are locked: per host
-    (older queued jobs waiting for it, jobs running on it, whether refused jobs wait for it, its
-    limit), per pool the jobs running on it. The capability limits are remembered for the unit of
-    work (``host_limit``)."""
+@lru_cache(maxsize=16)
+def _look_statement(hosts: int, pools: int):
+    job = bindparam("job")
     columns = []
-    for host in hosts:
+    for i in range(hosts):
+        host = bindparam(f"h{i}")
         columns += [_count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED,
-                           _uses_host(host.id), AsyncJob.id < job_id),
-                    _count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), _uses_host(host.id)),
-                    _has_refused(host.id), _capability_limit(host)]
-    columns += [_pool_running(p) for p in pools]
-    values = list(s.execute(select(*columns)).one()) if columns else []
+                           _uses_host(host), AsyncJob.id < job),
+                    _count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), _uses_host(host)),
+                    _has_refused(host), _capability_limit(bindparam(f"hv{i}"), bindparam(f"hvv{i}"))]
+    columns += [_pool_running(bindparam(f"p{j}")) for j in range(pools)]
+    return select(*columns)
+
+
+def look(s: Session, job_id: int, hosts: list[Host], pools: list[int]) -> tuple[dict, dict]:
+    """What admission needs, in one statement (built once per number of hosts and pools), once
+    the hosts (and pools) are locked: per host (older queued jobs waiting for it, jobs running on
+    it, whether refused jobs wait for it, its limit), per pool the jobs running on it. The
+    capability limits are remembered for the unit of work (``host_limit``)."""
+    params = {"job": job_id, **{f"p{j}": p for j, p in enumerate(pools)}}
+    for i, host in enumerate(hosts):
+        params.update({f"h{i}": host.id, f"hv{i}": host.hypervisor, f"hvv{i}": host.hypervisor_version})
+    values = list(s.connection().execute(_look_statement(len(hosts), len(pools)), params).one()) \
+        if hosts or pools else []
     known = s.info.setdefault("motion.capability_limits", {})
     per_host = {}
     for i, host in enumerate(hosts):
