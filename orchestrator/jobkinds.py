@@ -69,11 +69,7 @@ class Plan:
                 {"state": VolumeState.READY, "pool_id": move.dest_pool_id, "last_pool_id": move.src_pool_id,
                  "path": paths.get(move.uuid) or single or move.path}, what=f"volume {move.name}")
         if self.vm_id is None:
-            # one statement for the volume and everything its response names
-            volume = s.scalars(select(Volume).where(Volume.id == self.moves[0].volume_id).options(
-                joinedload(Volume.zone), joinedload(Volume.pool), joinedload(Volume.disk_offering),
-                joinedload(Volume.account), joinedload(Volume.vm).joinedload(VirtualMachine.service_offering))
-                .execution_options(populate_existing=True)).one()
+            volume = s.scalars(_volume_response_statement(), {"volume_id": self.moves[0].volume_id}).one()
             return {"volume": responses.volume(volume)}
         cas(s, VirtualMachine, self.vm_id, {"state": VmState.MIGRATING, "host_id": self.src_host_id},
             {"state": VmState.RUNNING, "host_id": self.dest_host_id, "last_host_id": self.src_host_id},
@@ -89,6 +85,15 @@ class Plan:
         if self.vm_id is not None:
             cas(s, VirtualMachine, self.vm_id, {"state": VmState.MIGRATING, "host_id": self.src_host_id},
                 {"state": VmState.RUNNING}, what=self.label)
+
+
+@lru_cache(maxsize=None)
+def _volume_response_statement():
+    """One statement (built once) for the volume and everything its response names."""
+    return (select(Volume).where(Volume.id == bindparam("volume_id")).options(
+        joinedload(Volume.zone), joinedload(Volume.pool), joinedload(Volume.disk_offering),
+        joinedload(Volume.account), joinedload(Volume.vm).joinedload(VirtualMachine.service_offering))
+        .execution_options(populate_existing=True))
 
 
 def _agent_url(settings: Settings, host: Host) -> str:

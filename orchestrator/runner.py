@@ -219,7 +219,7 @@ class Runner:
         except ConcurrentOperation:  # our lease ran out while admission waited on a lock
             log.info("job %s: lease lost while taking slots; its new owner goes on", plan.job_uuid)
             raise
-        events.record(s, plan.owner, plan.event_type, "Started",
+        events.add(s, plan.owner, plan.event_type, "Started",
                       f"Started migrating {plan.label} (command {plan.command['type']} to the "
                       f"agent of host {plan.host_name})")
         plan.phase, plan.deadline_at = JobPhase.DISPATCHED, deadline
@@ -356,7 +356,7 @@ class Runner:
             result = plan.apply_success(s, record)
             self._complete(s, plan, JobStatus.SUCCEEDED, 0, result,
                            bytes_done=int(record.get("bytesTotal") or 0), proc_status=100)
-            events.record(s, plan.owner, plan.event_type, "Completed",
+            events.add(s, plan.owner, plan.event_type, "Completed",
                           f"Successfully completed migrating {plan.label}")
             woken = slots.wake_refused(s, hosts, only=refused)
             uow.commit()
@@ -376,7 +376,7 @@ class Runner:
             hosts = slots.lock(s, plan.host_ids)
             plan.apply_failure(s)
             self._complete(s, plan, JobStatus.FAILED, code, {"errorcode": code, "errortext": text})
-            events.record(s, plan.owner, plan.event_type, "Completed",
+            events.add(s, plan.owner, plan.event_type, "Completed",
                           f"Error while migrating {plan.label}: {text}", level="ERROR")
             woken = slots.wake_refused(s, hosts)
             uow.commit()
