@@ -36,6 +36,12 @@ def test_the_pipeline_benchmark_reports_migrations_per_second_against_the_celery
     assert "ratio" in report and "target >= 0.7" in report and "failed jobs 0" in report
 
 
+def test_the_worker_drain_benchmark_reports_jobs_per_second_and_cpu_per_job(pg_url, redis_url):
+    report = run_bench("worker_drain.py", "--n", "6", "--rounds", "1", *services(pg_url, redis_url))
+    assert "round 1: submitted 6" in report and "worker processes" in report
+    assert "jobs/s" in report and "failed 0; cpu ms per job: worker" in report
+
+
 def test_the_api_benchmark_reports_submissions_and_polls_against_the_api_floor(pg_url, redis_url):
 
     report = run_bench("api.py", "--duration", "1", "--repeat", "1", "--volumes", "150", "--connections", "4",
