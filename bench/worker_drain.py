@@ -1,12 +1,12 @@
 """Worker drain: how fast the worker alone empties a queue of instant migrations (before/after a change).
 
 The pipeline benchmark mixes the API's submissions with the worker's runs. This one takes the API
-out of the measured window: N ``migrateVolume`` requests are submitted while the worker is stopped
-(the jobs wait in Redis), then ``motion worker --concurrency W`` is started and timed, from when it reports ready, until the last
-job ended, with the CPU of the worker's processes, the agent (zero-copy) and PostgreSQL per job.
-The worker's process ids are printed when it starts, to attach a profiler, e.g.
-``py-spy record --idle -o worker.svg --pid PID`` (wall time: where a process waits) or ``--gil``
-(CPU). No floor: compare two trees, alternated, at the same load.
+out of the measured window: N ``migrateVolume`` requests are submitted while the worker is
+stopped (the jobs wait in Redis), then ``motion worker --concurrency W`` is started and timed,
+from when it reports ready, until the last job ended, with the CPU per job of the worker's
+processes, the agent (zero-copy) and PostgreSQL. The worker's process ids are printed when it
+starts, to attach a profiler, e.g. ``py-spy record --idle -o worker.svg --pid PID`` (wall time:
+where a process waits) or ``--gil`` (CPU). No floor: compare two trees, alternated, at one load.
 
     python bench/worker_drain.py --n 800 --rounds 2
 """

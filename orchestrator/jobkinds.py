@@ -1,17 +1,17 @@
 """What each kind of migration job sends to the agent and how it lands in the database.
 
 A Plan is loaded from the job's resource rows (``load_job``: one statement for the job, its rows,
-their volumes with VM and host, their pools and the global values admission reads), and carries what the runner needs later without going
-back to the database: the hosts and pools whose slots it takes, the deadline, the job's owner for
-events and the log fields. ``apply_success`` and ``apply_failure`` run inside the runner's
-finishing transaction and move every object with compare-and-set, so applying an outcome twice
-fails the second time instead of doing it twice.
+their volumes with VM and host, their pools and the global values admission reads), and carries
+what the runner needs later without going back to the database: the hosts and pools whose slots
+it takes, the deadline, the job's owner for events and the log fields. ``apply_success`` and
+``apply_failure`` run inside the runner's finishing transaction and move every object with
+compare-and-set, so applying an outcome twice fails the second time instead of doing it twice.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from types import SimpleNamespace
 
 from sqlalchemy import and_, bindparam, select
@@ -127,11 +127,11 @@ def _load_job_statement():
 def load_job(s: Session, job_id: int) -> tuple[AsyncJob | None, Loaded | None]:
     """The job and its resource rows in one statement, with the volumes those rows name (their VM
     and its host), their source and destination pools, and the values of ``CONFIG`` (remembered
-    for this unit of work): ``load_plan(s, job, settings, rows)`` then needs no statement of its
-    own for a volume job."""
+    for this unit of work): ``load_plan(s, job, settings, loaded)`` then needs no statement of
+    its own for a volume job."""
     found = s.execute(_load_job_statement(), {"job_id": job_id}).all()
     if not found:
-        return None, []
+        return None, None
     for name, value in zip(CONFIG, found[0][5:]):
         globalconfig.remember(s, name, value)
     pools = {p.id: p for row in found for p in row[3:5] if p is not None}
@@ -149,8 +149,8 @@ def load_plan(s: Session, job: AsyncJob, settings: Settings, loaded: Loaded | No
     if loaded is not None:
         volumes, pools = loaded.volumes, loaded.pools
     else:  # bulk loads: later s.get() calls find these in the identity map without a statement
-        volumes = {v.id: v for v in s.scalars(select(Volume).where(Volume.id.in_([r.resource_id for r in volume_rows]))
-                                              .options(joinedload(Volume.vm).joinedload(VirtualMachine.host)))
+        chosen = select(Volume).where(Volume.id.in_([r.resource_id for r in volume_rows]))
+        volumes = {v.id: v for v in s.scalars(chosen.options(joinedload(Volume.vm).joinedload(VirtualMachine.host)))
                    } if volume_rows else {}
         pools = {p.id: p for p in s.scalars(select(StoragePool).where(StoragePool.id.in_(pool_ids)))} if pool_ids else {}
     moves, sources = [], {}
