@@ -110,7 +110,8 @@ def add_parsers(sub) -> None:
 
     keys = sub.add_parser("keys", help="API keys: create, list, disable, enable")
     keys.add_argument("action", choices=["create", "list", "disable", "enable"])
-    keys.add_argument("apikey", nargs="?", help="disable/enable: the api key whose user to switch")
+    keys.add_argument("apikey", nargs="?", help="disable/enable: the api key whose user to switch "
+                                                "(a key of an older version starting with '-': put '--' before it)")
     keys.add_argument("--role", choices=["admin", "domainadmin", "user"], default="admin")
     keys.add_argument("--account", help="create: account name (default: admin for admins, generated "
                                         "otherwise); disable/enable: switch this whole account")

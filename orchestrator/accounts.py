@@ -75,7 +75,13 @@ def credentials_by_api_key(connection, api_key: str) -> Credentials | None:
 
 
 def new_key() -> str:
-    return secrets.token_urlsafe(64)
+    """A random key (URL-safe base64, 512 bits) that does not start with "-", so that it can be
+    passed to a command line as an argument (``motion keys disable KEY``) without being read as
+    an option."""
+    while True:
+        key = secrets.token_urlsafe(64)
+        if not key.startswith("-"):
+            return key
 
 
 def _check_name(kind: str, name: str) -> str:
