@@ -11,7 +11,7 @@ from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter
 from orchestrator.motion import migrate_volume
 from orchestrator.runner import Runner
-from tests.helpers import admin_caller, ids, load_small, volume_row
+from tests.helpers import admin_caller, ids, volume_row
 
 pytestmark = pytest.mark.postgres
 
@@ -36,14 +36,6 @@ class HangingAgent:
 
     def get_volume(self, base_url, volume_id):
         return None
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    yield database
-    database.dispose()
 
 
 def settings(db, worker="w1"):

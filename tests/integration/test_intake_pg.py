@@ -6,20 +6,11 @@ import pytest
 from sqlalchemy import select
 
 from orchestrator import models
-from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter
 from orchestrator.motion import migrate_volume
-from tests.helpers import admin_caller, count, ids, load_small, volume_row
+from tests.helpers import admin_caller, count, ids, volume_row
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    yield database
-    database.dispose()
 
 
 def test_an_accepted_migration_marks_the_volume_migrating_and_enqueues_after_commit(db):

@@ -10,12 +10,11 @@ from sqlalchemy import select, update
 
 from orchestrator import models, reconcile
 from orchestrator.config import Settings
-from orchestrator.db import Database
 from orchestrator.errors import AgentUnreachable
 from orchestrator.models import utcnow
 from orchestrator.motion import migrate_volume, publish_unpublished
 from orchestrator.runner import Runner
-from tests.helpers import admin_caller, count, ids, load_small, volume_row
+from tests.helpers import admin_caller, count, ids, volume_row
 
 pytestmark = pytest.mark.postgres
 
@@ -57,14 +56,6 @@ class Agent:
     def get_volume(self, base_url, volume_id):
         self._check()
         return None
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    yield database
-    database.dispose()
 
 
 def settings(db, worker):

@@ -9,9 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from orchestrator import models
-from orchestrator.db import Database
 from orchestrator.runner import Runner
-from tests.helpers import load_small
 from tests.integration.test_runner_pg import settings, submit
 
 pytestmark = pytest.mark.postgres
@@ -52,14 +50,6 @@ class Statements:
     def __exit__(self, *_exc):
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.engine, "commit", self._commit)
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    yield database
-    database.dispose()
 
 
 def set_config(db, name, value):

@@ -6,11 +6,10 @@ from sqlalchemy import select
 
 from orchestrator import models
 from orchestrator.config import Settings
-from orchestrator.db import Database
 from orchestrator.errors import AgentUnreachable
 from orchestrator.motion import migrate_volume
 from orchestrator.runner import Runner
-from tests.helpers import admin_caller, ids, load_small, volume_row
+from tests.helpers import admin_caller, ids, volume_row
 
 pytestmark = pytest.mark.postgres
 
@@ -42,14 +41,6 @@ class FakeAgent:
     def abort_command(self, base_url, command_id):
         self.aborted.append(command_id)
         return {"id": command_id, "state": "aborted"}
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    yield database
-    database.dispose()
 
 
 def settings(db):

@@ -8,13 +8,12 @@ from sqlalchemy import select
 
 from orchestrator import models
 from orchestrator.config import Settings
-from orchestrator.db import Database
 from orchestrator.errors import InvalidParameter
 from orchestrator.motion import migrate_volume
 from orchestrator.runner import Runner
 from orchestrator.suitability import VmMove
 from orchestrator.vm_motion import migrate_vm
-from tests.helpers import admin_caller, count, ids, load_small, volume_row
+from tests.helpers import admin_caller, count, ids, volume_row
 
 pytestmark = pytest.mark.postgres
 
@@ -43,14 +42,6 @@ class FakeAgent:
 
     def abort_command(self, base_url, command_id):
         return {"id": command_id, "state": "aborted"}
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    yield database
-    database.dispose()
 
 
 def vm_row(db, name):
