@@ -26,7 +26,8 @@ from .auth_commands import SELF_AUTHENTICATED
 from .errors import error_response, http_error_response, json_response
 from .limits import MAX_BODY_BYTES, MAX_PARAMETERS, check_parameters, read_parameters
 from .params import Params
-from .registry import COMMANDS, Context, reader
+from .fast import PollLane
+from .registry import COMMANDS, Context, read_fast, reader
 from .session import COOKIE, apply_cookie, resume
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
             exc = MotionError("Internal error executing command, please contact your system administrator")
             return error_response(exc, name if name in COMMANDS else None)
 
+    # Signed polls that are answered with the job skip Flask (see api.fast).
+    app.wsgi_app = PollLane(app.wsgi_app, lambda statement, params: read_fast(db, statement, params),
+                            lambda api_key: load_credentials(db, api_key), credentials)
+
     # Pages and endpoints beside /client/api: the web console and the operational endpoints.
     from . import observability, web
 
@@ -107,10 +112,7 @@ def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, c
         caller = resume(db, cookie, values.get("sessionkey"))
     reads = reader(db)
     if caller is None and not self_authenticated:
-        def load(api_key: str):
-            with reads.connect() as conn:
-                return credentials_by_api_key(conn, api_key)
-        caller = authenticate_signed(load, pairs, values, credentials)
+        caller = authenticate_signed(lambda api_key: load_credentials(db, api_key), pairs, values, credentials)
     with audit.tracking(db, name, values) as tracker:
         with db.uow() as uow:
             if cmd.admin_only and (caller is None or not caller.is_root_admin):
@@ -121,3 +123,9 @@ def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, c
             tracker.caller = caller
             ctx = Context(uow.session, caller, Params(name, values), db, enqueue, settings, reads, uow)
             return {f"{name.lower()}response": cmd.handler(ctx)}
+
+
+def load_credentials(db: Database, api_key: str):
+    """An API key's credentials, in one single-statement read."""
+    with reader(db).connect() as conn:
+        return credentials_by_api_key(conn, api_key)

@@ -74,19 +74,24 @@ def by_session(params: dict[str, str], cookie: str | None) -> bool:
 
 def check_expires(params: dict[str, str], now: datetime | None = None) -> None:
     """Refuse a ``signatureversion=3`` request whose ``expires`` is missing, past or too far ahead."""
+    refusal = _expiry_refusal(params, now)
+    if refusal:
+        log.info("refused: %s", refusal)
+        raise Unauthenticated(DENIED)
+
+
+def _expiry_refusal(params: dict[str, str], now: datetime | None = None) -> str | None:
     if params.get("signatureversion") != "3":
-        return
+        return None
     now = now or datetime.now(timezone.utc)
     expires = signing.parse_expires(params.get("expires") or "")
     if expires is None:
-        log.info("refused: signatureversion 3 without a valid expires")
-        raise Unauthenticated(DENIED)
+        return "signatureversion 3 without a valid expires"
     if expires + CLOCK_SKEW < now:
-        log.info("refused: request expired at %s", expires.isoformat())
-        raise Unauthenticated(DENIED)
+        return f"request expired at {expires.isoformat()}"
     if expires > now + MAX_EXPIRES_AHEAD + CLOCK_SKEW:
-        log.info("refused: expires %s is more than %s ahead", expires.isoformat(), MAX_EXPIRES_AHEAD)
-        raise Unauthenticated(DENIED)
+        return f"expires {expires.isoformat()} is more than {MAX_EXPIRES_AHEAD} ahead"
+    return None
 
 
 def authenticate(session, pairs: list[tuple[str, str]], params: dict[str, str]) -> Caller:
@@ -97,19 +102,27 @@ def authenticate(session, pairs: list[tuple[str, str]], params: dict[str, str]) 
 def authenticate_signed(load: Callable[[str], Credentials | None], pairs: list[tuple[str, str]],
                         params: dict[str, str], cache: CredentialsCache | None = None) -> Caller:
     """The caller of a signed request; ``load`` reads an API key's credentials (through ``cache``)."""
+    caller = signed_caller(load, pairs, params, cache)
+    if isinstance(caller, str):
+        log.info("refused: %s", caller)
+        raise Unauthenticated(DENIED)
+    return caller
+
+
+def signed_caller(load: Callable[[str], Credentials | None], pairs: list[tuple[str, str]],
+                  params: dict[str, str], cache: CredentialsCache | None = None) -> Caller | str:
+    """``authenticate_signed`` without logging or raising: the caller, or why it is refused."""
     api_key, signature = params.get("apikey"), params.get("signature")
     if not api_key or not signature:
-        log.info("refused: %s missing", "apikey" if not api_key else "signature")
-        raise Unauthenticated(DENIED)
-    check_expires(params)
+        return f"{'apikey' if not api_key else 'signature'} missing"
+    refusal = _expiry_refusal(params)
+    if refusal:
+        return refusal
     user = cache.get(api_key, load) if cache is not None else load(api_key)
     if user is None or not user.secret_key:
-        log.info("refused: unknown api key")
-        raise Unauthenticated(DENIED)
+        return "unknown api key"
     if not user.active:
-        log.info("refused: user %s or its account is disabled", user.username)
-        raise Unauthenticated(DENIED)
+        return f"user {user.username} or its account is disabled"
     if not signing.signature_matches(pairs, user.secret_key, signature):
-        log.info("refused: bad signature for user %s", user.username)
-        raise Unauthenticated(DENIED)
+        return f"bad signature for user {user.username}"
     return Caller(account_id=user.account_id, user_id=user.user_id, account_type=user.account_type)

@@ -1,9 +1,9 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select, true
+from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
 
-from orchestrator import cancel, models as m, motion, responses, slots
+from orchestrator import cancel, intake_rows, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
 from orchestrator.states import JobPhase, JobStatus
 
@@ -62,14 +62,21 @@ def query_async_job_result(ctx: Context) -> dict:
     value = ctx.params.required("jobid")
     if not UUID_RE.match(value):
         raise ctx.params.invalid("jobid", value)
+    return poll(ctx.read_fast, ctx.caller, value, ctx.params.invalid)
+
+
+def poll(read_fast, caller, value: str, invalid=InvalidParameter) -> dict:
+    """The body of ``queryAsyncJobResult`` for job UUID ``value`` (already checked to be one) as
+    ``caller`` may see it; ``invalid(name, value)`` makes the error for an unknown job. Shared
+    with the poll's fast lane (``api.fast``)."""
     if value == value.lower():
-        rows = ctx.read_fast(POLL_ONE, {"uuid": value})
+        rows = read_fast(POLL_ONE, {"uuid": value})
     else:  # stored lower-cased; an exact match is accepted too, as Params.entity does
-        rows = ctx.read_fast(POLL_EITHER, {"uuid": value.lower(), "exact": value})
+        rows = read_fast(POLL_EITHER, {"uuid": value.lower(), "exact": value})
     if not rows:
-        raise ctx.params.invalid("jobid", value)
+        raise invalid("jobid", value)
     job = min(rows, key=lambda row: row.uuid != value.lower())
-    if ctx.caller.account_type == 0 and job.account_id != ctx.caller.account_id:
+    if caller.account_type == 0 and job.account_id != caller.account_id:
         raise PermissionDenied(f"Account does not have permission to see job {job.uuid}")
     return responses.async_job_fields(job, job.account_uuid, job.user_uuid, job.queue_position)
 
@@ -92,20 +99,14 @@ def list_async_jobs(ctx: Context) -> dict:
     return listing(ctx, q, "asyncjobs", _render(ctx))
 
 
-# The volume (with what intake reads of it) and the destination pool in one statement: a join on
-# true of two rows each found by a unique UUID.
-VOLUME_AND_POOL = (select(m.Volume, m.StoragePool).join_from(m.Volume, m.StoragePool, true())
-                   .options(*motion.VOLUME_INTAKE_OPTIONS)
-                   .where(m.Volume.uuid == bindparam("volume"), m.StoragePool.uuid == bindparam("pool")))
-
-
 @command("migrateVolume", admin_only=True)
 def migrate_volume(ctx: Context) -> dict:
     # One unit of work: the request's own, which loads what intake checks and then commits.
     volume_uuid, pool_uuid = ctx.params.get("volumeid"), ctx.params.get("storageid")
     found = None
     if all(value and value == value.lower() and UUID_RE.match(value) for value in (volume_uuid, pool_uuid)):
-        found = ctx.session.execute(VOLUME_AND_POOL, {"volume": volume_uuid, "pool": pool_uuid}).first()
+        # What intake reads of both, in one statement, as plain rows (``intake_rows``).
+        found = intake_rows.volume_and_pool(ctx.session.connection(), volume_uuid, pool_uuid)
     if found is not None:
         volume, pool = found
     else:  # one is missing, malformed or mixed-case: one by one, which also says which is wrong

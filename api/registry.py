@@ -1,10 +1,10 @@
 """The command table: name -> handler, who may call it, and the request context handlers get."""
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from typing import Callable
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -33,13 +33,7 @@ class Context:
             return conn.execute(statement, params).all()
 
     def read_fast(self, statement, params: dict) -> list:
-        """``read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on a
-        pooled connection's psycopg cursor (``db.driver_execute``), skipping SQLAlchemy's
-        execution and result layers; rows have the statement's column names as attributes."""
-        engine = self.db.engine
-        if engine.dialect.name != "postgresql":
-            return self.read(statement, params)
-        return driver_execute(engine, _compiled(statement, engine.dialect), params, namedtuple_row)
+        return read_fast(self.db, statement, params, self.reads)
 
 
 @dataclass(frozen=True)
@@ -53,19 +47,33 @@ COMMANDS: dict[str, Command] = {}
 _COMPILED: dict = {}
 
 
-def _compiled(statement, dialect) -> str:
-    """``statement``'s SQL for ``dialect``, compiled once; its parameters are plain bound names that
-    the caller passes (no literal values, no expanding ``IN``, nothing for SQLAlchemy's type
-    processing)."""
+def _compiled(statement, dialect) -> tuple[str, Callable]:
+    """``statement``'s SQL for ``dialect``, compiled once, and a psycopg row factory making named
+    tuples of its columns (psycopg's ``namedtuple_row`` builds the cursor's column descriptions
+    for every result to learn the names). Its parameters are plain bound names that the caller
+    passes (no literal values, no expanding ``IN``, nothing for SQLAlchemy's type processing)."""
     key = (statement, dialect.name)
-    sql = _COMPILED.get(key)
-    if sql is None:
+    found = _COMPILED.get(key)
+    if found is None:
         compiled = statement.compile(dialect=dialect)
         if any(p.value is not None or p.expanding or p.type._cached_bind_processor(dialect)
                for p in compiled.binds.values()):
             raise ValueError("read_fast takes statements with plain parameters only")
-        sql = _COMPILED[key] = compiled.string
-    return sql
+        row = namedtuple("Row", list(statement.selected_columns.keys()))
+        found = _COMPILED[key] = (compiled.string, lambda _cursor: row._make)
+    return found
+
+
+def read_fast(db: Database, statement, params: dict, reads: Engine | None = None) -> list:
+    """``Context.read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on
+    a pooled connection's psycopg cursor (``db.driver_execute``), skipping SQLAlchemy's execution
+    and result layers; rows have the statement's column names as attributes."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        with (reads or reader(db)).connect() as conn:
+            return conn.execute(statement, params).all()
+    sql, rows = _compiled(statement, engine.dialect)
+    return driver_execute(engine, sql, params, rows)
 
 
 def reader(db: Database) -> Engine:

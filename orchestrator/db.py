@@ -101,7 +101,8 @@ def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_fac
         try:
             with driver.cursor(row_factory=row_factory) if row_factory else driver.cursor() as cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchall() if cursor.description is not None else None
+                # (``rownumber``, not ``description``: that builds a column object per column.)
+                return cursor.fetchall() if cursor.rownumber is not None else None
         finally:
             if not driver.closed:
                 driver.autocommit = False
