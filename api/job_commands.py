@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
 
-from orchestrator import cancel, intake_rows, models as m, motion, responses, slots
+from orchestrator import cancel, intake_pg, intake_rows, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
 from orchestrator.states import JobPhase, JobStatus
 
@@ -101,12 +101,20 @@ def list_async_jobs(ctx: Context) -> dict:
 
 @command("migrateVolume", admin_only=True)
 def migrate_volume(ctx: Context) -> dict:
-    # One unit of work: the request's own, which loads what intake checks and then commits.
+    # On PostgreSQL two statements and no transaction (``intake_pg``); otherwise, and when an id is
+    # not a lower-case UUID or names nothing, the request's own unit of work, which loads what intake
+    # checks and then commits (``motion.accept_volume_migration``).
     volume_uuid, pool_uuid = ctx.params.get("volumeid"), ctx.params.get("storageid")
     found = None
     if all(value and value == value.lower() and UUID_RE.match(value) for value in (volume_uuid, pool_uuid)):
-        # What intake reads of both, in one statement, as plain rows (``intake_rows``).
-        found = intake_rows.volume_and_pool(ctx.session.connection(), volume_uuid, pool_uuid)
+        livemigrate = ctx.params.boolean("livemigrate")
+        if ctx.db.engine.dialect.name == "postgresql":  # two statements, no transaction (``intake_pg``)
+            params = {"volumeid": volume_uuid, "storageid": pool_uuid, "livemigrate": str(livemigrate).lower()}
+            job_uuid = intake_pg.submit(ctx.db, ctx.enqueue, ctx.caller, volume_uuid, pool_uuid, livemigrate, params)
+            if job_uuid is not None:
+                return {"jobid": job_uuid}
+        else:  # what intake reads of both, in one statement, as plain rows (``intake_rows``)
+            found = intake_rows.volume_and_pool(ctx.session.connection(), volume_uuid, pool_uuid)
     if found is not None:
         volume, pool = found
     else:  # one is missing, malformed or mixed-case: one by one, which also says which is wrong

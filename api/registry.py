@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db import Database, UnitOfWork, driver_execute
+from orchestrator.db import Database, UnitOfWork, driver_execute, plain_sql
 from orchestrator.motion import Caller
 
 from .params import Params
@@ -48,19 +48,14 @@ _COMPILED: dict = {}
 
 
 def _compiled(statement, dialect) -> tuple[str, Callable]:
-    """``statement``'s SQL for ``dialect``, compiled once, and a psycopg row factory making named
-    tuples of its columns (psycopg's ``namedtuple_row`` builds the cursor's column descriptions
-    for every result to learn the names). Its parameters are plain bound names that the caller
-    passes (no literal values, no expanding ``IN``, nothing for SQLAlchemy's type processing)."""
+    """``statement``'s SQL for ``dialect`` (``db.plain_sql``), and a psycopg row factory making
+    named tuples of its columns (psycopg's ``namedtuple_row`` builds the cursor's column
+    descriptions for every result to learn the names)."""
     key = (statement, dialect.name)
     found = _COMPILED.get(key)
     if found is None:
-        compiled = statement.compile(dialect=dialect)
-        if any(p.value is not None or p.expanding or p.type._cached_bind_processor(dialect)
-               for p in compiled.binds.values()):
-            raise ValueError("read_fast takes statements with plain parameters only")
         row = namedtuple("Row", list(statement.selected_columns.keys()))
-        found = _COMPILED[key] = (compiled.string, lambda _cursor: row._make)
+        found = _COMPILED[key] = (plain_sql(statement, dialect), lambda _cursor: row._make)
     return found
 
 

@@ -128,14 +128,7 @@ def insert_together(conn, rows: list[tuple]) -> None:
     ids reserved beforehand (foreign keys are checked at the end of the statement). The
     statement is built once per shape.
     """
-    complete = []
-    for table, values in rows:
-        values = dict(values)
-        for column in table.columns:
-            if column.name not in values and column.default is not None:
-                default = column.default
-                values[column.name] = default.arg if default.is_scalar else default.arg(None)
-        complete.append((table, values))
+    complete = [(table, with_defaults(table, values)) for table, values in rows]
     key = tuple((table.name, tuple(sorted(values))) for table, values in complete)
     statement = _INSERTS_TOGETHER.get(key)
     if statement is None:
@@ -145,6 +138,35 @@ def insert_together(conn, rows: list[tuple]) -> None:
         _INSERTS_TOGETHER[key] = statement
     conn.execute(statement, {f"{table.name}__{name}": value for table, values in complete
                              for name, value in values.items()})
+
+
+def with_defaults(table, values: dict) -> dict:
+    """``values`` with ``table``'s Python-side column defaults for the columns it leaves out, as
+    an ``insert()`` fills them in."""
+    complete = dict(values)
+    for column in table.columns:
+        if column.name not in complete and column.default is not None:
+            default = column.default
+            complete[column.name] = default.arg if default.is_scalar else default.arg(None)
+    return complete
+
+
+_PLAIN_SQL: dict = {}
+
+
+def plain_sql(statement, dialect) -> str:
+    """``statement``'s SQL for ``dialect``, compiled once, for ``driver_execute``. Its parameters
+    must be plain bound names that the caller passes (no literal values, no expanding ``IN``,
+    nothing for SQLAlchemy's type processing)."""
+    key = (statement, dialect.name)
+    sql = _PLAIN_SQL.get(key)
+    if sql is None:
+        compiled = statement.compile(dialect=dialect)
+        if any(p.value is not None or p.expanding or p.type._cached_bind_processor(dialect)
+               for p in compiled.binds.values()):
+            raise ValueError("plain_sql takes statements with plain parameters only")
+        sql = _PLAIN_SQL[key] = compiled.string
+    return sql
 
 
 class Database:

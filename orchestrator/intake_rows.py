@@ -83,35 +83,43 @@ _POOL = ("id", "uuid", "name", "is_local", "scope", "state", "zone_id", "cluster
          "capacity_bytes")
 
 
+VOLUME_TABLE, HOST_TABLE = Volume.__table__, Host.__table__
+SOURCE_TABLE, DEST_TABLE = StoragePool.__table__.alias("src"), StoragePool.__table__.alias("dest")
+
+
 def _statement():
-    volume, vm, host = Volume.__table__, VirtualMachine.__table__, Host.__table__
-    offering = DiskOffering.__table__
-    src, dest = StoragePool.__table__.alias("src"), StoragePool.__table__.alias("dest")
+    volume, vm, host = VOLUME_TABLE, VirtualMachine.__table__, HOST_TABLE
+    offering, src, dest = DiskOffering.__table__, SOURCE_TABLE, DEST_TABLE
     columns = ([volume.c[n] for n in _VOLUME] + [vm.c[n] for n in _VM] + [host.c[n] for n in _HOST]
                + [src.c.name, src.c.is_local, offering.c.name, offering.c.tags] + [dest.c[n] for n in _POOL])
     joined = (volume.outerjoin(vm, vm.c.id == volume.c.vm_id).outerjoin(host, host.c.id == vm.c.host_id)
               .join(src, src.c.id == volume.c.pool_id).join(offering, offering.c.id == volume.c.disk_offering_id)
               .join(dest, true()))
-    # Each row's columns by position: labels would have to be unique, positions need not.
+    # Each row's columns are read by position: labels would have to be unique, positions need not.
     return (select(*columns).select_from(joined)
             .where(volume.c.uuid == bindparam("volume"), dest.c.uuid == bindparam("pool")))
 
 
-_VOLUME_AND_POOL = _statement()
+VOLUME_AND_POOL = _statement()
+_WIDTH = len(_VOLUME) + len(_VM) + len(_HOST) + 4 + len(_POOL)
 
 
 def volume_and_pool(conn: Connection, volume_uuid: str, pool_uuid: str) -> tuple[VolumeRow, PoolRow] | None:
     """The volume with UUID ``volume_uuid`` and the pool with UUID ``pool_uuid`` (both as stored),
     or None when either is missing."""
-    row = conn.execute(_VOLUME_AND_POOL, {"volume": volume_uuid, "pool": pool_uuid}).first()
-    if row is None:
-        return None
+    row = conn.execute(VOLUME_AND_POOL, {"volume": volume_uuid, "pool": pool_uuid}).first()
+    return None if row is None else from_row(row)
+
+
+def from_row(row) -> tuple[VolumeRow, PoolRow]:
+    """The volume and the pool from the first columns of a row of ``VOLUME_AND_POOL`` (or of a
+    statement that adds columns after them)."""
     at = len(_VOLUME)
     v = row[:at]
     vm_cols, at = row[at:at + len(_VM)], at + len(_VM)
     host_cols, at = row[at:at + len(_HOST)], at + len(_HOST)
     src_name, src_local, offering_name, offering_tags = row[at:at + 4]
-    pool_cols = row[at + 4:]
+    pool_cols = row[at + 4:_WIDTH]
     host = HostRow(*host_cols) if host_cols[0] is not None else None
     vm = VmRow(*vm_cols, host) if vm_cols[0] is not None else None
     volume = VolumeRow(*v, vm, SourcePoolRow(src_name, src_local), OfferingRow(offering_name, offering_tags))

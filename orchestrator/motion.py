@@ -224,7 +224,22 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"another operation has just taken it")
     job_uuid = new_uuid()
-    rows = [
+    rows = job_rows(caller, volume, dest, job_id, job_uuid, event_id, params)
+    if conn.dialect.name == "postgresql":  # the three in one round trip
+        insert_together(conn, rows)
+    else:
+        for table, values in rows:
+            conn.execute(_INSERT[table.name], values)
+    uow.after_commit(lambda: publish(db, enqueue, job_id))
+    uow.commit()
+    log_accepted(job_uuid, volume, dest)
+    return job_uuid
+
+
+def job_rows(caller: Caller, volume, dest, job_id: int, job_uuid: str, event_id: int, params: dict) -> list[tuple]:
+    """The job's, its resource's and its Scheduled event's rows: ``(table, values)``."""
+    vm = volume.vm
+    return [
         (AsyncJob.__table__, {
             "id": job_id, "uuid": job_uuid, "account_id": caller.account_id, "user_id": caller.user_id,
             "command": "migrateVolume", "cmd": MIGRATE_VOLUME_CMD, "params": json.dumps(params),
@@ -238,18 +253,14 @@ def accept_volume_migration(db: Database, uow, enqueue: Callable[[int], None], c
             "description": f"Attempting to migrate volume Id: {volume.uuid} to storage pool Id: {dest.uuid}",
             "account_id": caller.account_id, "user_id": caller.user_id, "job_id": job_id, "start_id": event_id}),
     ]
-    if conn.dialect.name == "postgresql":  # the three in one round trip
-        insert_together(conn, rows)
-    else:
-        for table, values in rows:
-            conn.execute(_INSERT[table.name], values)
+
+
+def log_accepted(job_uuid: str, volume, dest) -> None:
+    vm = volume.vm
     what = logcontext.fields(job=job_uuid, volume=volume.uuid, vm=vm.name, host=vm.host.name,
                              pool=dest.name, src_pool=volume.pool.name)
-    uow.after_commit(lambda: publish(db, enqueue, job_id))
-    uow.commit()
     log.info("job %s accepted: migrate volume %s of VM %s from pool %s to pool %s", job_uuid,
              volume.name, what["vm"], what["src_pool"], dest.name, extra=what)
-    return job_uuid
 
 
 def publish(db: Database, enqueue: Callable[[int], None], job_id: int) -> bool:

@@ -112,3 +112,79 @@ def test_a_change_between_the_checks_and_the_compare_and_set_refuses_and_changes
             == vm_state
     assert volume_row(db, "vm1-root").state == ("Migrating" if "volumes" in change else before)
     assert count(db, models.AsyncJob) == 0 and count(db, models.Event) == 0 and enqueued == []
+
+
+def _uuids(db):
+    with db.uow() as uow:
+        volume = uow.session.scalar(select(models.Volume.uuid).where(models.Volume.name == "vm1-root"))
+        pool = uow.session.scalar(select(models.StoragePool.uuid).where(models.StoragePool.name == "c1-gold-2"))
+    return volume, pool
+
+
+@pytest.mark.parametrize("change,vm_state", [
+    ("UPDATE virtual_machines SET state = 'Stopped' WHERE name = 'vm1'", "Stopped"),
+    ("UPDATE volumes SET state = 'Migrating' WHERE name = 'vm1-root'", "Running"),
+    ("UPDATE virtual_machines SET host_id = (SELECT id FROM hosts WHERE name = 'h2') WHERE name = 'vm1'",
+     "Running"),
+])
+def test_two_statement_intake_refuses_a_change_between_its_read_and_its_write(db, monkeypatch, change, vm_state):
+    """Given the read and the checks done (``intake_pg``), when another writer stops the VM, takes
+    the volume or moves the VM before the write, then the write records nothing and the request is
+    refused; the other writer's change stands."""
+    from sqlalchemy import text
+
+    from orchestrator import intake_pg
+
+    caller, (volume, pool), enqueued = admin_caller(db), _uuids(db), []
+    checked = intake_pg.check_migrate_volume
+
+    def check_then_change(*args, **kwargs):
+        facts = checked(*args, **kwargs)
+        with db.engine.begin() as other:
+            other.execute(text(change))
+        return facts
+    monkeypatch.setattr(intake_pg, "check_migrate_volume", check_then_change)
+    with pytest.raises(InvalidParameter) as err:
+        intake_pg.submit(db, enqueued.append, caller, volume, pool, True, {})
+    assert "another operation has just taken it" in err.value.text
+    with db.uow() as uow:
+        assert uow.session.scalar(select(models.VirtualMachine.state).where(models.VirtualMachine.name == "vm1")) \
+            == vm_state
+    assert volume_row(db, "vm1-root").state == ("Migrating" if "volumes" in change else "Ready")
+    assert count(db, models.AsyncJob) == 0 and count(db, models.Event) == 0 and enqueued == []
+    assert count(db, models.JobResource) == 0
+
+
+def test_two_statement_intake_records_the_job_as_the_transaction_does(db):
+    caller, (volume, pool), enqueued = admin_caller(db), _uuids(db), []
+    job_uuid = intake_pg_submit(db, enqueued, caller, volume, pool)
+    assert volume_row(db, "vm1-root").state == "Migrating"
+    with db.uow() as uow:
+        job = uow.session.scalar(select(models.AsyncJob).where(models.AsyncJob.uuid == job_uuid))
+        [resource] = uow.session.scalars(select(models.JobResource).where(models.JobResource.job_id == job.id))
+        [event] = uow.session.scalars(select(models.Event).where(models.Event.job_id == job.id))
+        assert enqueued == [job.id] and job.published_at is not None
+        assert (job.status, job.phase, job.command, job.start_event_id) == (0, "queued", "migrateVolume", event.id)
+        assert (resource.resource_type, resource.dest_host_id) == ("Volume", None)
+        assert resource.src_pool_id != resource.dest_pool_id and resource.src_host_id == job.host_id
+        assert (event.state, event.start_id, event.type) == ("Scheduled", event.id, "VOLUME.MIGRATE")
+    with pytest.raises(InvalidParameter, match="must be in Ready state"):  # and again: it is Migrating now
+        intake_pg_submit(db, enqueued, caller, volume, pool)
+    assert count(db, models.AsyncJob) == 1
+
+
+def test_two_statement_intake_leaves_an_unknown_volume_or_pool_to_the_lookups(db):
+    from orchestrator import intake_pg
+
+    caller, (volume, pool) = admin_caller(db), _uuids(db)
+    assert intake_pg.submit(db, lambda _id: None, caller, volume, "00000000-0000-0000-0000-000000000000", True, {}) \
+        is None
+    assert intake_pg.submit(db, lambda _id: None, caller, "00000000-0000-0000-0000-000000000000", pool, True, {}) \
+        is None
+    assert count(db, models.AsyncJob) == 0 and volume_row(db, "vm1-root").state == "Ready"
+
+
+def intake_pg_submit(db, enqueued, caller, volume, pool):
+    from orchestrator import intake_pg
+
+    return intake_pg.submit(db, enqueued.append, caller, volume, pool, True, {"volumeid": volume})
