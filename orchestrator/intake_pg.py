@@ -9,6 +9,7 @@
    its resource and its Scheduled event inserted only if the volume's matched. It returns a row
    when the job was recorded, none when another writer got there first; either way it commits by
    itself, durably (``synchronous_commit`` as configured), before the job's id is published.
+   A write that PostgreSQL picks as a deadlock's victim changed nothing and runs once more.
 
 This is what ``motion.accept_volume_migration`` does in a transaction of its own (BEGIN, four
 statements, COMMIT), with the same guarantees: nothing read is locked in either version, and the
@@ -18,6 +19,9 @@ ids are not both lower-case UUIDs (the one-by-one lookups word the error), keep 
 """
 from __future__ import annotations
 
+import logging
+
+from psycopg.errors import DeadlockDetected
 from sqlalchemy import exists, literal_column, select
 
 from . import globalconfig, intake_rows
@@ -26,6 +30,8 @@ from .errors import InvalidParameter
 from .models import AsyncJob, Configuration, Event, HypervisorCapability, JobResource, new_uuid
 from .motion import OVERPROVISIONING, Caller, IntakeFacts, check_migrate_volume, job_rows, log_accepted, publish
 from .states import VmState, VolumeState
+
+log = logging.getLogger(__name__)
 
 
 def _read_statement():
@@ -98,7 +104,11 @@ def submit(db: Database, enqueue, caller: Caller, volume_uuid: str, pool_uuid: s
         _WRITES[key] = _write_sql(key, dialect)
     values.update({"lock_vm_id": vm.id, "lock_host_id": vm.host_id, "volume_id": volume.id,
                    "at_pool_id": volume.pool_id})
-    recorded = driver_execute(db.engine, _WRITES[key], values)
+    try:
+        recorded = driver_execute(db.engine, _WRITES[key], values)
+    except DeadlockDetected:  # PostgreSQL chose this statement, which changed nothing: once more
+        log.info("intake of volume %s lost a deadlock; writing again", volume.name)
+        recorded = driver_execute(db.engine, _WRITES[key], values)
     if not recorded:
         raise InvalidParameter(f"Volume {volume.name} must be in Ready state to be migrated; "
                                f"another operation has just taken it")

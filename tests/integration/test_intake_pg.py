@@ -188,3 +188,25 @@ def intake_pg_submit(db, enqueued, caller, volume, pool):
     from orchestrator import intake_pg
 
     return intake_pg.submit(db, enqueued.append, caller, volume, pool, True, {"volumeid": volume})
+
+
+def test_two_statement_intake_writes_once_more_after_losing_a_deadlock(db, monkeypatch):
+    from psycopg.errors import DeadlockDetected
+
+    from orchestrator import intake_pg
+
+    caller, (volume, pool), enqueued = admin_caller(db), _uuids(db), []
+    real, writes = intake_pg.driver_execute, []
+
+    def deadlock_first_write(engine, sql, params=None, *args):
+        if sql.startswith("WITH locked_vm"):
+            writes.append(sql)
+            if len(writes) == 1:
+                raise DeadlockDetected("deadlock detected")
+        return real(engine, sql, params, *args)
+    monkeypatch.setattr(intake_pg, "driver_execute", deadlock_first_write)
+    job_uuid = intake_pg_submit(db, enqueued, caller, volume, pool)
+    assert len(writes) == 2 and len(enqueued) == 1
+    assert count(db, models.AsyncJob) == 1 and volume_row(db, "vm1-root").state == "Migrating"
+    with db.uow() as uow:
+        assert uow.session.scalar(select(models.AsyncJob.id).where(models.AsyncJob.uuid == job_uuid)) == enqueued[0]
