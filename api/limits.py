@@ -84,6 +84,8 @@ def _urlencoded(raw: bytes) -> list[tuple[str, str]]:
 
 def _decode(raw: bytes) -> str | None:
     try:
+        if b"%" not in raw and b"+" not in raw:  # nothing to unquote (most names and values)
+            return raw.decode("utf-8")
         return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
         return None

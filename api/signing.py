@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Iterator
@@ -18,7 +19,13 @@ from urllib.parse import quote
 EXPIRES_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
+# What ``quote(value, safe="*")`` leaves as it is, less "~" (which Java's encoder encodes).
+_UNCHANGED = re.compile(r"[A-Za-z0-9_.*-]*\Z")
+
+
 def java_encode(value: str) -> str:
+    if _UNCHANGED.match(value):  # most values: ids, names, numbers
+        return value
     return quote(value, safe="*").replace("~", "%7E")
 
 
