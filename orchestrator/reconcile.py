@@ -7,7 +7,8 @@ from its phase and asks the agent what really happened.
 
 ``repair_orphans`` finds volumes and VMs in ``Migrating`` that no pending job owns - which the
 transactions here never leave behind, but a bug or a hand edit could - asks the agents where
-the data and the VM really are, records them there, and leaves an event for each repair.
+the data and the VM really are, records them there, and leaves an event for each repair; each
+repair is a unit of work of its own.
 ``orchestrator.truth`` does the same for objects at rest (Ready volumes, Running VMs) whose
 agent truth differs from the database; the sweep runs it every ``reconcile.truth.interval`` s.
 """
@@ -24,7 +25,7 @@ from . import truth
 from .config import Settings
 from .db import Database, cas
 from .events import record_system
-from .errors import AgentUnreachable, MotionError
+from .errors import AgentUnreachable, ConcurrentOperation, MotionError
 from .models import AsyncJob, Host, JobResource, StoragePool, VirtualMachine, Volume, utcnow
 from .motion import publish_unpublished
 from .provision import agent_host_for
@@ -88,24 +89,30 @@ def _owned(resource_type: str):
 
 def repair_orphans(db: Database, agent: TruthPort, settings: Settings) -> list[str]:
     """Bring orphaned Migrating volumes and VMs in line with the agents' truth."""
-    repairs = []
     with db.uow() as uow:
         s = uow.session
-        volumes = list(s.scalars(select(Volume).where(Volume.state == VolumeState.MIGRATING,
-                                                      Volume.id.not_in(_owned("Volume")))))
-        vms = list(s.scalars(select(VirtualMachine).where(VirtualMachine.state == VmState.MIGRATING,
-                                                          VirtualMachine.id.not_in(_owned("VirtualMachine")))))
-        for volume in volumes:
-            text = _repair_volume(s, agent, settings, volume)
+        volumes = list(s.scalars(select(Volume.id).where(Volume.state == VolumeState.MIGRATING,
+                                                         Volume.id.not_in(_owned("Volume")))))
+        vms = list(s.scalars(select(VirtualMachine.id).where(VirtualMachine.state == VmState.MIGRATING,
+                                                             VirtualMachine.id.not_in(_owned("VirtualMachine")))))
+    # One unit of work per object: a repair moves at most one volume between pools (whose
+    # allocation triggers lock the two pools in id order, as every other writer does), so it
+    # cannot deadlock with a finishing job; and one that loses a race leaves the others done.
+    repairs = []
+    for model, ids, repair in ((Volume, volumes, _repair_volume), (VirtualMachine, vms, _repair_vm)):
+        for row_id in ids:
+            with db.uow() as uow:
+                obj = uow.session.get(model, row_id)
+                try:
+                    text = repair(uow.session, agent, settings, obj) if obj is not None else None
+                    if text:
+                        uow.commit()
+                except ConcurrentOperation as exc:  # a job or another sweep got there first
+                    log.info("reconciler: %s changed meanwhile; left alone: %s", model.__name__, exc)
+                    text = None
             if text:
+                log.warning("reconciler: %s", text)
                 repairs.append(text)
-        for vm in vms:
-            text = _repair_vm(s, agent, settings, vm)
-            if text:
-                repairs.append(text)
-        uow.commit()
-    for text in repairs:
-        log.warning("reconciler: %s", text)
     return repairs
 
 

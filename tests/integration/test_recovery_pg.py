@@ -223,6 +223,35 @@ def test_an_orphaned_migrating_volume_is_recorded_where_the_agent_has_its_data(d
         assert uow.session.scalar(select(models.Event).where(models.Event.type == "VOLUME.RECONCILE"))
 
 
+def test_orphans_are_repaired_one_by_one_so_one_that_changed_meanwhile_leaves_the_others_repaired(db):
+    """Given two orphaned Migrating volumes, when the first one's row changes while the agent is
+    asked about it, then its repair is dropped and the second one is still repaired (each orphan
+    is its own unit of work; a repair moves at most one volume between pools)."""
+    from sqlalchemy import text
+
+    with db.uow() as uow:
+        vols = list(uow.session.scalars(select(models.Volume).where(models.Volume.name.in_(["vm1-root", "vm2-root"]))
+                                        .order_by(models.Volume.id)))
+        assert len(vols) == 2
+        for vol in vols:
+            vol.state = "Migrating"
+        first, second = vols[0].uuid, vols[1].name
+        uow.commit()
+    admin_caller(db)
+
+    class ChangingTruth(Truth):
+        def get_volume(self, base_url, volume_id):
+            if volume_id == first:  # someone else repairs it by hand meanwhile
+                with db.engine.begin() as other:
+                    other.execute(text("UPDATE volumes SET state = 'Ready' WHERE uuid = :u"), {"u": first})
+            return super().get_volume(base_url, volume_id)
+    repairs = reconcile.repair_orphans(db, ChangingTruth(), settings(db, "beat"))
+    assert len(repairs) == 1 and second in repairs[0]
+    assert volume_row(db, second).state == "Ready"
+    with db.uow() as uow:
+        assert len(uow.session.scalars(select(models.Event).where(models.Event.type == "VOLUME.RECONCILE")).all()) == 1
+
+
 def test_an_orphaned_migrating_vm_is_recorded_on_the_host_that_runs_it(db):
     with db.uow() as uow:
         vm = uow.session.scalar(select(models.VirtualMachine).where(models.VirtualMachine.name == "vm2"))
