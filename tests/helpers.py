@@ -16,6 +16,17 @@ def load_small(db: Database) -> None:
     inventory.load_file(db, SMALL_INVENTORY)
 
 
+def small_with_keys(url: str) -> tuple[Database, dict, dict]:
+    """A database at ``url`` with the small inventory, and the API keys of an admin and a user."""
+    db = Database(url)
+    load_small(db)
+    with db.uow() as uow:
+        admin = accounts.create_key(uow.session, "admin", "admin")
+        user = accounts.create_key(uow.session, "user", "alice")
+        uow.commit()
+    return db, admin, user
+
+
 def admin_caller(db: Database) -> Caller:
     with db.uow() as uow:
         key = accounts.create_key(uow.session, "admin", "admin")

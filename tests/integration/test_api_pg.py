@@ -10,10 +10,9 @@ from sqlalchemy import select
 
 from api import create_app
 from api.signing import sign_pairs
-from orchestrator import accounts, models
+from orchestrator import models
 from orchestrator.config import Settings
-from orchestrator.db import Database
-from tests.helpers import count, load_small, volume_row
+from tests.helpers import count, small_with_keys, volume_row
 
 pytestmark = pytest.mark.postgres
 
@@ -39,12 +38,7 @@ class Api:
 
 @pytest.fixture
 def env(pg_url):
-    db = Database(pg_url)
-    load_small(db)
-    with db.uow() as uow:
-        admin = accounts.create_key(uow.session, "admin", "admin")
-        user = accounts.create_key(uow.session, "user", "alice")
-        uow.commit()
+    db, admin, user = small_with_keys(pg_url)
     enqueued = []
     app = create_app(Settings(database_url=pg_url), db, enqueued.append)
     client = app.test_client()

@@ -5,17 +5,15 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
 from api import create_app
 from api.fast import PollLane
 from api.observability import REQUESTS
 from api.signing import sign_pairs
-from sqlalchemy import select
-
-from orchestrator import accounts, models
+from orchestrator import models
 from orchestrator.config import Settings
-from orchestrator.db import Database
-from tests.helpers import load_small, volume_row
+from tests.helpers import small_with_keys, volume_row
 
 pytestmark = pytest.mark.postgres
 
@@ -52,12 +50,7 @@ class Lanes:
 
 @pytest.fixture
 def env(pg_url):
-    db = Database(pg_url)
-    load_small(db)
-    with db.uow() as uow:
-        admin = accounts.create_key(uow.session, "admin", "admin")
-        user = accounts.create_key(uow.session, "user", "alice")
-        uow.commit()
+    db, admin, user = small_with_keys(pg_url)
     app = create_app(Settings(database_url=pg_url), db, lambda job_id: None)
     lanes = Lanes(app)
     with db.uow() as uow:
