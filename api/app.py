@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from orchestrator import config
@@ -26,7 +26,7 @@ from .auth_commands import SELF_AUTHENTICATED
 from .errors import error_response, http_error_response, json_response
 from .limits import MAX_BODY_BYTES, MAX_PARAMETERS, check_parameters, read_parameters
 from .params import Params
-from .fast import PollLane
+from .fast import Lane
 from .registry import COMMANDS, Context, read_fast, reader
 from .session import COOKIE, apply_cookie, resume
 
@@ -52,32 +52,25 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
     app.config["MAX_FORM_MEMORY_SIZE"] = MAX_BODY_BYTES
     app.config["MAX_FORM_PARTS"] = MAX_PARAMETERS + 1
 
+    def answer(pairs, values, cookie=None) -> tuple[Response, str | None]:
+        return respond(db, enqueue, settings, credentials, pairs, values, cookie)
+
     @app.route("/client/api", methods=["GET", "POST"])
     def client_api():
-        name = None
         try:
             pairs = read_parameters(request)
-            values = {k.lower(): v for k, v in pairs}
-            g.motion_values = values  # read once; api.observability logs from these
-            name = values.get("command")
-            check_parameters(pairs)
-            body = dispatch(db, enqueue, settings, name, pairs, values, request.cookies.get(COOKIE),
-                            credentials)
-            answer = next(iter(body.values()), None)
-            g.motion_job = answer.get("jobid") if isinstance(answer, dict) else None
-            response = json_response(body)
-            apply_cookie(response)
-            return response
         except MotionError as exc:
-            return error_response(exc, name if name in COMMANDS else None)
-        except Exception:  # a bug of ours, never the caller's: say so without a traceback
-            log.exception("internal error in command %s", name if name in COMMANDS else "(unknown)")
-            exc = MotionError("Internal error executing command, please contact your system administrator")
-            return error_response(exc, name if name in COMMANDS else None)
+            return error_response(exc, None)
+        values = {k.lower(): v for k, v in pairs}
+        g.motion_values = values  # read once; api.observability logs from these
+        response, g.motion_job = answer(pairs, values, request.cookies.get(COOKIE))
+        apply_cookie(response)
+        return response
 
-    # Signed polls that are answered with the job skip Flask (see api.fast).
-    app.wsgi_app = PollLane(app.wsgi_app, lambda statement, params: read_fast(db, statement, params),
-                            lambda api_key: load_credentials(db, api_key), credentials)
+    # Signed GETs skip Flask (see api.fast): polls answered with the job, and every other
+    # command but those that manage sessions, through the same ``respond``.
+    app.wsgi_app = Lane(app.wsgi_app, answer, lambda statement, params: read_fast(db, statement, params),
+                        lambda api_key: load_credentials(db, api_key), credentials)
 
     # Pages and endpoints beside /client/api: the web console and the operational endpoints.
     from . import observability, web
@@ -90,6 +83,24 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
         return http_error_response(exc)
 
     return app
+
+
+def respond(db: Database, enqueue, settings, credentials: CredentialsCache | None, pairs, values,
+            cookie: str | None = None) -> tuple[Response, str | None]:
+    """The answer to a request with parameters ``pairs`` (``values``: by lower-cased name), and the
+    id of the job it created or named, if any: the command's envelope, or the error envelope."""
+    name = values.get("command")
+    try:
+        check_parameters(pairs)
+        body = dispatch(db, enqueue, settings, name, pairs, values, cookie, credentials)
+    except MotionError as exc:
+        return error_response(exc, name if name in COMMANDS else None), None
+    except Exception:  # a bug of ours, never the caller's: say so without a traceback
+        log.exception("internal error in command %s", name if name in COMMANDS else "(unknown)")
+        exc = MotionError("Internal error executing command, please contact your system administrator")
+        return error_response(exc, name if name in COMMANDS else None), None
+    answer = next(iter(body.values()), None)
+    return json_response(body), answer.get("jobid") if isinstance(answer, dict) else None
 
 
 def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, cookie: str | None = None,

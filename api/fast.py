@@ -1,18 +1,21 @@
-"""The poll's fast lane: a signed ``queryAsyncJobResult`` answered without Flask.
+"""The fast lane: signed GETs of ``/client/api`` answered without Flask.
 
-Clients poll every job they start until it ends, so polls are the API's most frequent request.
-This WSGI layer sits in front of the Flask app (``app.wsgi_app``) and answers a signed GET of
-``queryAsyncJobResult`` itself when the answer is the job: the same size and character checks
-(``limits``), the same caller check and credentials cache (``auth``), the same statement and
-rendering (``job_commands.poll``), the same counters and log line (``observability``). It skips
-Flask's request context, routing, hooks and response objects, which cost about as much CPU as
-everything else a poll does.
+This WSGI layer sits in front of the Flask app (``app.wsgi_app``). It takes the requests API
+clients send most - a GET signed with ``apikey`` and ``signature``, no session cookie - and
+answers them without Flask's request context, routing, hooks and response handling, which cost
+about as much CPU as a poll's own work and a tenth of a submission's:
 
-Everything else goes to the Flask app untouched: other commands and paths, POSTs, requests
-without ``apikey`` and ``signature`` (sessions), and every poll the fast lane would not answer
-with the job (bad parameters or signature, an unknown job, another account's job, a database
-error). Flask then checks it from the start and words the refusal, so every refusal is made in
-one place; the fast lane changes nothing before handing over.
+- ``queryAsyncJobResult`` answered with the job: the same size and character checks
+  (``limits``), caller check and credentials cache (``auth``), statement and rendering
+  (``job_commands.poll``), without the unit of work and audit scope a command gets. A poll it
+  would not answer with the job goes on to the next case.
+- every other command except those that manage sessions (``login``, ``logout``...): through
+  ``app.respond``, the very function the Flask route calls (checks, caller, role, audit,
+  handler, envelopes, errors).
+
+Both count and log the request with ``observability.record``, as Flask's hook does. Everything
+else goes to the Flask app untouched: other paths, POSTs, requests with a cookie or without a
+signature, oversized or undecodable query strings. The lane changes nothing before handing over.
 """
 from __future__ import annotations
 
@@ -21,13 +24,14 @@ import time
 
 from . import observability
 from .auth import signed_caller
+from .auth_commands import SELF_AUTHENTICATED
 from .errors import encode
 from .job_commands import poll
 from .limits import MAX_QUERY_BYTES, _urlencoded, check_parameters
 from .params import UUID_RE
 
-COMMAND = "queryAsyncJobResult"
-HEADERS_CONTENT_TYPE = ("Content-Type", "application/json; charset=UTF-8")
+POLL = "queryAsyncJobResult"
+CONTENT_TYPE = ("Content-Type", "application/json; charset=UTF-8")
 
 
 class _Declined(Exception):
@@ -38,52 +42,69 @@ def _declined(*_args) -> _Declined:
     return _Declined()
 
 
-class PollLane:
-    """WSGI middleware: ``PollLane(app.wsgi_app, read_fast, load_credentials, credentials)``.
+class Lane:
+    """WSGI middleware: ``Lane(app.wsgi_app, answer, read_fast, load_credentials, credentials)``.
 
-    ``read_fast(statement, params)`` runs one read (``registry.Context.read_fast``);
+    ``answer(pairs, values)`` is the app's ``respond`` for this app (a response and a job id);
+    ``read_fast(statement, params)`` runs one read (``registry.read_fast``);
     ``load_credentials(api_key)`` reads a key's credentials from the database, and
     ``credentials`` is the app's ``CredentialsCache``."""
 
-    def __init__(self, wsgi_app, read_fast, load_credentials, credentials):
+    def __init__(self, wsgi_app, answer, read_fast, load_credentials, credentials):
         self.wsgi_app = wsgi_app
+        self.answer = answer
         self.read_fast = read_fast
         self.load_credentials = load_credentials
         self.credentials = credentials
-        self.answered = observability.REQUESTS.labels(COMMAND, "200")
-        self.latency = observability.LATENCY.labels(COMMAND)
+        self.polls_answered = observability.REQUESTS.labels(POLL, "200")
+        self.poll_latency = observability.LATENCY.labels(POLL)
 
     def __call__(self, environ, start_response):
         if (environ.get("REQUEST_METHOD") != "GET" or environ.get("PATH_INFO") != "/client/api"
-                or "queryAsyncJobResult" not in environ.get("QUERY_STRING", "")):
+                or "HTTP_COOKIE" in environ):
             return self.wsgi_app(environ, start_response)
         started = time.perf_counter()
         try:
-            body, job = self._answer(environ.get("QUERY_STRING", ""))
-        except Exception:  # noqa: BLE001 - declined, refused, or the database failed: Flask answers
+            pairs, values = _signed_parameters(environ.get("QUERY_STRING", ""))
+        except Exception:  # noqa: BLE001 - unsigned, oversized, undecodable...: Flask answers
             return self.wsgi_app(environ, start_response)
-        start_response("200 OK", [HEADERS_CONTENT_TYPE, ("Content-Length", str(len(body)))])
-        seconds = time.perf_counter() - started
-        self.answered.inc()
-        self.latency.observe(seconds)
-        if observability.log.isEnabledFor(logging.DEBUG):
-            observability.log.debug("%s answered", COMMAND, extra={
-                "command": COMMAND, "code": 200, "ms": round(seconds * 1000, 1), "job": job[:64]})
-        return [body]
+        if values.get("command") == POLL:
+            try:
+                body, job = self._poll(pairs, values)
+            except Exception:  # noqa: BLE001 - refused, or the database failed: the general case
+                pass
+            else:
+                start_response("200 OK", [CONTENT_TYPE, ("Content-Length", str(len(body)))])
+                seconds = time.perf_counter() - started
+                self.polls_answered.inc()
+                self.poll_latency.observe(seconds)
+                if observability.log.isEnabledFor(logging.DEBUG):
+                    observability.log.debug("%s answered", POLL, extra={
+                        "command": POLL, "code": 200, "ms": round(seconds * 1000, 1), "job": job[:64]})
+                return [body]
+        response, job = self.answer(pairs, values)
+        observability.record(values, response, time.perf_counter() - started, job)
+        return response(environ, start_response)
 
-    def _answer(self, query_string: str) -> tuple[bytes, str]:
-        raw = query_string.encode("latin-1")  # PEP 3333: the bytes as sent, one character each
-        if len(raw) > MAX_QUERY_BYTES:
-            raise _Declined()
-        pairs = _urlencoded(raw)
+    def _poll(self, pairs, values) -> tuple[bytes, str]:
         check_parameters(pairs)
-        values = {name.lower(): value for name, value in pairs}
         job = values.get("jobid")
-        if values.get("command") != COMMAND or not values.get("apikey") or not values.get("signature") \
-                or not job or not UUID_RE.match(job):
+        if not job or not UUID_RE.match(job):
             raise _Declined()
         caller = signed_caller(self.load_credentials, pairs, values, self.credentials)
-        if isinstance(caller, str):  # refused: Flask refuses it again, and logs why, once
+        if isinstance(caller, str):  # refused: ``respond`` refuses it again, and logs why, once
             raise _Declined()
         body = {"queryasyncjobresultresponse": poll(self.read_fast, caller, job, _declined)}
         return encode(body), job
+
+
+def _signed_parameters(query_string: str) -> tuple[list, dict]:
+    """The pairs and values of a signed request that is not about sessions; else raises."""
+    raw = query_string.encode("latin-1")  # PEP 3333: the bytes as sent, one character each
+    if len(raw) > MAX_QUERY_BYTES:
+        raise _Declined()
+    pairs = _urlencoded(raw)
+    values = {name.lower(): value for name, value in pairs}
+    if not values.get("apikey") or not values.get("signature") or values.get("command") in SELF_AUTHENTICATED:
+        raise _Declined()
+    return pairs, values

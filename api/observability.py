@@ -46,13 +46,31 @@ def _command(values: dict) -> str:
     return name if name in COMMANDS else "unknown"
 
 
-def _job_id(name: str, values: dict, response) -> str | None:
+def _job_id(name: str, values: dict, response, job) -> str | None:
     if values.get("jobid"):
         return values["jobid"][:64]
     if name in JOB_CREATING and response.status_code == 200:
-        job = getattr(g, "motion_job", None)
         return job if isinstance(job, str) else None
     return None
+
+
+def record(values: dict, response, seconds: float, job=None) -> None:
+    """Count and log one answered ``/client/api`` request (see the module's docstring)."""
+    name = _command(values)
+    code = response.status_code
+    REQUESTS.labels(name, str(code)).inc()
+    LATENCY.labels(name).observe(seconds)
+    extra = {"command": name, "code": code, "ms": round(seconds * 1000, 1)}
+    job = _job_id(name, values, response, job)
+    if job:
+        extra["job"] = job
+    if code != 200:
+        log.info("%s refused with %s: %s", name, code, response.headers.get("X-Description", ""), extra=extra)
+    elif name.startswith(READS) or name in ("none", "unknown"):
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s answered", name, extra=extra)
+    else:
+        log.info("%s accepted%s", name, f": job {job}" if job else "", extra=extra)
 
 
 def register(app, db, settings) -> None:
@@ -68,22 +86,8 @@ def register(app, db, settings) -> None:
             return response
         # The parameters as ``client_api`` read them (once); absent when it refused the request
         # before reading them: counted without a command.
-        values = getattr(g, "motion_values", None) or {}
-        name = _command(values)
         seconds = time.perf_counter() - getattr(g, "motion_started", time.perf_counter())
-        code = response.status_code
-        REQUESTS.labels(name, str(code)).inc()
-        LATENCY.labels(name).observe(seconds)
-        extra = {"command": name, "code": code, "ms": round(seconds * 1000, 1)}
-        job = _job_id(name, values, response)
-        if job:
-            extra["job"] = job
-        if code != 200:
-            log.info("%s refused with %s: %s", name, code, response.headers.get("X-Description", ""), extra=extra)
-        elif name.startswith(READS) or name in ("none", "unknown"):
-            log.debug("%s answered", name, extra=extra)
-        else:
-            log.info("%s accepted%s", name, f": job {job}" if job else "", extra=extra)
+        record(getattr(g, "motion_values", None) or {}, response, seconds, getattr(g, "motion_job", None))
         return response
 
     @app.get("/metrics")
