@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent clients (default 32)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (default 3); medians reported")
-    parser.add_argument("--volumes", type=int, default=6000,
-                        help="volumes to submit per round; more than the API can take in --duration (6000)")
+    parser.add_argument("--volumes", type=int, default=12000,
+                        help="volumes to submit per round; more than the API can take in --duration (12000)")
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator (default: wrk if installed, else python)")
     c.add_service_arguments(parser)
