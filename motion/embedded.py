@@ -137,7 +137,7 @@ class EmbeddedSystem:
     def stop(self) -> None:
         self._stop.set()
         if getattr(self, "celery", None):  # running jobs stay pending and resume at next start
-            self.celery.motion_runtime.runner.stopping.set()
+            self.celery.motion_runtime.stopping.set()
         if getattr(self, "http", None):
             self.http.shutdown()
         if getattr(self, "worker", None):

@@ -59,16 +59,23 @@ class AgentPort(Protocol):
 
 
 class Runner:
+    """Runs one job at a time. A worker process that holds several jobs in flight (Celery's
+    threads pool, ``workers.app.Runtime``) has one Runner per thread: the agent client's HTTP
+    session is not shared between threads, and each Runner holds leases under its own ``owner``
+    name, so two threads of one process never both believe they hold the same job."""
+
     def __init__(self, db: Database, agent: AgentPort, settings: Settings,
-                 wake: Callable[[int], None] | None = None):
+                 wake: Callable[[int], None] | None = None, owner: str | None = None,
+                 stopping: threading.Event | None = None):
         self.db = db
         self.agent = agent
         self.settings = settings
-        self.me = settings.worker_id
+        self.me = owner or settings.worker_id  # the lease owner written on the jobs this runner holds
         self.wake = wake  # publishes a job id; used to wake refused jobs when slots free
         # Set when the process is shutting down: a watched job is left pending with its lease
-        # released, and whoever starts next resumes it from its phase.
-        self.stopping = threading.Event()
+        # released, and whoever starts next resumes it from its phase. One event for all the
+        # runners of a process.
+        self.stopping = stopping if stopping is not None else threading.Event()
 
     # -- claim and lease -------------------------------------------------------------------
     def _claim_params(self, job_id: int) -> dict:

@@ -14,12 +14,14 @@ step); Celery's ``setup_logging`` signal gives ``celery -A workers.app worker`` 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from typing import Callable
 
 import click
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init, worker_ready
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready
 
 from orchestrator import config
 from orchestrator.db import Database
@@ -40,28 +42,52 @@ QUEUE = "motion"
 
 
 class Runtime:
-    """The per-process dependencies of tasks, built lazily (after a prefork fork)."""
+    """The per-process dependencies of tasks, built lazily (after a prefork fork).
+
+    A process may run several tasks at once (Celery's threads pool, ``motion worker --pool
+    threads``): the database (an engine, thread-safe; sessions are per unit of work) is shared and
+    built once under a lock; each thread gets its own Runner with its own AgentClient (a
+    ``requests.Session`` is not guaranteed thread-safe) and its own lease-owner name, ``ID/PID-N``
+    (N counts the runners of the process), so that two threads never hold one job. All runners
+    share one ``stopping`` event.
+    """
 
     def __init__(self, settings: config.Settings, db: Database | None = None):
         self.settings = settings
         self._db = db
-        self._runner: Runner | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._runners = 0
+        self.executors = 1  # tasks this process runs at once (the worker's concurrency, threads pool)
+        self.stopping = threading.Event()
         self.wake = None  # set by create_celery: publishes a job id
 
     @property
     def db(self) -> Database:
         if self._db is None:
-            url = self.settings.database_url
-            self._db = Database(url, **({} if url.startswith("sqlite") else {"ping_idle_seconds": PING_IDLE_SECONDS}))
+            with self._lock:
+                if self._db is None:
+                    url = self.settings.database_url
+                    options = {} if url.startswith("sqlite") else {
+                        "ping_idle_seconds": PING_IDLE_SECONDS,
+                        # a connection for every thread running a job, and one for the sweep
+                        "pool_size": max(5, self.executors + 1)}
+                    self._db = Database(url, **options)
         return self._db
 
     @property
     def runner(self) -> Runner:
-        if self._runner is None:
+        """The calling thread's Runner."""
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            with self._lock:
+                self._runners += 1
+                owner = f"{self.settings.worker_id}/{os.getpid()}-{self._runners}"
             # the agent answers as soon as a command ends, or after one poll interval
-            self._runner = Runner(self.db, AgentClient(self.settings.agent_timeout, wait=self.settings.poll_interval),
-                                  self.settings, wake=self.wake)
-        return self._runner
+            runner = Runner(self.db, AgentClient(self.settings.agent_timeout, wait=self.settings.poll_interval),
+                            self.settings, wake=self.wake, owner=owner, stopping=self.stopping)
+            self._local.runner = runner
+        return runner
 
     def reset_after_fork(self) -> None:
         if self._db is not None:
@@ -118,6 +144,14 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
     @worker_process_init.connect(weak=False)
     def _after_fork(**_kw):  # pragma: no cover - exercised in real workers
         runtime.reset_after_fork()
+
+    @worker_init.connect(weak=False)
+    def _size_for_pool(sender=None, **_kw):  # pragma: no cover - exercised in real workers
+        # Before any task or the sweep at start builds the engine: with the threads pool the
+        # process runs ``concurrency`` jobs at once, each needing a pooled connection.
+        if getattr(sender, "app", None) is app and isinstance(getattr(sender, "concurrency", None), int):
+            threads = "thread" in str(getattr(sender, "pool_cls", "")).lower()
+            runtime.executors = sender.concurrency if threads else 1
 
     app.user_options["worker"].add(click.Option(
         ["--metrics-port"], type=int, default=None,
