@@ -62,12 +62,22 @@ def cmd_serve(args, settings) -> int:
     return 0
 
 
+POOLS = ("prefork", "threads")
+# prefork: processes (one job each); threads: jobs one process holds in flight at once
+DEFAULT_CONCURRENCY = {"prefork": 2, "threads": 8}
+
+
+def _concurrency(args) -> int:
+    return args.concurrency if args.concurrency else DEFAULT_CONCURRENCY[args.pool]
+
+
 def _worker_child_argv(args) -> list[str]:
     """``motion worker`` with the same options, run by the supervisor without its loop."""
     argv = [sys.executable, "-m", "motion.cli", "--log-format", getattr(args, "log_format", "auto") or "auto"]
     if getattr(args, "log_level", None):
         argv += ["--log-level", args.log_level]
-    argv += ["worker", "--no-supervise", "--concurrency", str(args.concurrency), "--loglevel", args.loglevel]
+    argv += ["worker", "--no-supervise", "--pool", args.pool, "--concurrency", str(_concurrency(args)),
+             "--loglevel", args.loglevel]
     if args.metrics_port:
         argv += ["--metrics-port", str(args.metrics_port)]
     if args.events:
@@ -101,7 +111,7 @@ def cmd_worker(args, settings) -> int:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from workers.app import create_celery
 
-    argv = ["worker", "-l", args.loglevel, "-c", str(args.concurrency), "-Q", "motion",
+    argv = ["worker", "-l", args.loglevel, "-P", args.pool, "-c", str(_concurrency(args)), "-Q", "motion",
             "--without-gossip", "--without-mingle"]
     if args.metrics_port:
         argv += ["--metrics-port", str(args.metrics_port)]
@@ -192,7 +202,13 @@ def add_parsers(sub) -> None:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a Celery worker (MOTION_DATABASE_URL, MOTION_BROKER_URL)")
-    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument("--pool", choices=POOLS, default="prefork",
+                        help="prefork (default): --concurrency processes, each running one job at a "
+                             "time; threads: one process running --concurrency jobs at once, their "
+                             "waits on the agent and the database overlapped (docs/jobs.md)")
+    worker.add_argument("--concurrency", type=int, default=None, metavar="N",
+                        help=f"prefork: worker processes (default {DEFAULT_CONCURRENCY['prefork']}); "
+                             f"threads: jobs in flight in this process (default {DEFAULT_CONCURRENCY['threads']})")
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                         help="serve this worker's Prometheus metrics on http://0.0.0.0:PORT/metrics "
