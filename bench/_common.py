@@ -187,13 +187,21 @@ def start_agent(procs: Procs, env: dict, hosts: list[str], root: Path, port: int
 
 
 def start_worker(procs: Procs, env: dict, concurrency: int, name: str = "worker",
-                 metrics_port: int | None = None) -> None:
+                 metrics_port: int | None = None, pool: str = "prefork", wait: bool = True) -> None:
+    """``motion worker``: with the prefork pool ``concurrency`` processes; with the threads pool
+    one process holding ``concurrency`` jobs in flight. ``wait``: until it is ready (else call
+    ``wait_worker``)."""
     extra = ["--metrics-port", str(metrics_port)] if metrics_port else []
-    procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--concurrency", str(concurrency),
+    procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--pool", pool, "--concurrency", str(concurrency),
                        "--loglevel", os.environ.get("MOTION_BENCH_WORKER_LOGLEVEL", "warning"), *extra],
                 {**env, "MOTION_WORKER_ID": name})
+    if wait:
+        wait_worker(procs, name)
+
+
+def wait_worker(procs: Procs, name: str = "worker") -> None:
     # At log level warning the banner is the last thing it prints; messages wait in Redis meanwhile.
-    wait_for(lambda: "[queues]" in procs.log(name) or procs.procs[name].poll() is not None, 60, "the worker")
+    wait_for(lambda: "[queues]" in procs.log(name) or procs.procs[name].poll() is not None, 60, f"the {name}")
     procs.check()
 
 

@@ -106,6 +106,11 @@ class Stack:
         self.api_url = None
         self.key = None
         self.worker_metrics_port = c.free_port()
+        self.worker_ports: dict[str, int] = {}  # worker process name -> its metrics port
+
+    @property
+    def worker_names(self) -> list[str]:
+        return list(self.worker_ports)
 
     def start(self, *, workers: int | None = 2, api: bool = True, beat: bool = True, agent: bool = True,
               zero_copy: bool = False, bandwidth: float | None = None, **env: str) -> "Stack":
@@ -115,23 +120,50 @@ class Stack:
             c.start_agent(self.procs, self.env, hosts(self.services), self.agent_root, self.agent_port,
                           zero_copy=zero_copy, bandwidth=bandwidth)
         if workers:
-            c.start_worker(self.procs, self.env, workers, metrics_port=self.worker_metrics_port)
+            self.start_workers(workers)
         if beat:
             self.procs.start("beat", [c.sys.executable, "-m", "motion.cli", "beat"], self.env)
         if api:
             self.api_url = c.start_api(self.procs, self.env, c.free_port(), workers=2)
         return self
 
-    def restart_worker(self, concurrency: int, **env: str) -> None:
-        self.procs.stop("worker")
-        c.start_worker(self.procs, {**self.env, **{k: str(v) for k, v in env.items()}}, concurrency,
-                       metrics_port=self.worker_metrics_port)
+    def start_workers(self, processes: int, pool: str = "prefork", jobs_per_process: int = 1, **env: str) -> None:
+        """``processes`` worker processes: one ``motion worker --pool prefork --concurrency
+        processes`` (its children run one job each), or ``processes`` times ``motion worker
+        --pool threads --concurrency jobs_per_process`` (named worker, worker2, ...)."""
+        environment = {**self.env, **{k: str(v) for k, v in env.items()}}
+        if pool == "prefork":
+            self.worker_ports = {"worker": self.worker_metrics_port}
+            c.start_worker(self.procs, environment, processes, metrics_port=self.worker_metrics_port)
+            return
+        self.worker_ports = {f"worker{i + 1 if i else ''}": self.worker_metrics_port if i == 0 else c.free_port()
+                             for i in range(processes)}
+        for name, port in self.worker_ports.items():  # all started, then all waited for
+            c.start_worker(self.procs, environment, jobs_per_process, name=name, metrics_port=port, pool="threads",
+                           wait=False)
+        for name in self.worker_names:
+            c.wait_worker(self.procs, name)
+
+    def stop_workers(self) -> None:
+        for name in self.worker_names:
+            self.procs.stop(name)
+
+    def restart_worker(self, concurrency: int, pool: str = "prefork", jobs_per_process: int = 1, **env: str) -> None:
+        self.stop_workers()
+        self.start_workers(concurrency, pool, jobs_per_process, **env)
 
     def task_runs(self) -> dict[str, float]:
         """``motion.run_job`` runs so far by outcome (succeeded, queued, skipped, ...), from the
-        worker's metrics: runs per job is a deterministic measure of wasted wake-ups."""
+        workers' metrics: runs per job is a deterministic measure of wasted wake-ups."""
+        runs = {}
+        for port in self.worker_ports.values():
+            for outcome, value in self._task_runs(port).items():
+                runs[outcome] = runs.get(outcome, 0.0) + value
+        return runs
+
+    def _task_runs(self, port: int) -> dict[str, float]:
         try:
-            text = requests.get(f"http://127.0.0.1:{self.worker_metrics_port}/metrics", timeout=10).text
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         except requests.RequestException:
             return {}
         runs = {}

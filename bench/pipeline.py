@@ -1,8 +1,10 @@
 """Pipeline benchmark: N volume migrations end to end against the Celery + Redis + PostgreSQL floor.
 
 Each migration goes the whole way: a signed ``migrateVolume`` to the API under gunicorn (2
-workers), the intake transaction, the Celery message, a worker (``motion worker --concurrency W``,
-W prefork processes) claiming, admitting and dispatching the job, the host agent in zero-copy mode
+workers), the intake transaction, the Celery message, W worker processes (``--workers``; by
+default W ``motion worker --pool threads --concurrency 8``, each holding up to 8 jobs in flight;
+``--modes prefork`` is ``motion worker --concurrency W``, W prefork processes of one job each)
+claiming, admitting and dispatching the job, the host agent in zero-copy mode
 (``--zero-copy``: the migration links the file, so it completes at once), the worker's poll, and
 the finishing transaction. Figure: migrations/s from the first submission until the last job
 ended. Floor: ``celery_floor.py N W`` (two guarded transactions per task, nothing else), run in
@@ -15,6 +17,7 @@ production default, and 0.01), since an instant agent command still costs the wo
 
     python bench/pipeline.py                      # N=1000, 2 workers, 3 repeats
     python bench/pipeline.py --n 50 --repeat 1    # a quick look
+    python bench/pipeline.py --n 1000 --repeat 1 --poll-intervals 0.2 --modes prefork,threads:8
 """
 from __future__ import annotations
 
@@ -33,13 +36,27 @@ from bench import _common as c  # noqa: E402
 from bench import _stack  # noqa: E402
 
 TARGET = 0.7
+DEFAULT_MODES = "threads:8"
+
+
+def parse_modes(text: str) -> list[tuple[str, int]]:
+    """'prefork,threads:8' -> [("prefork", 1), ("threads", 8)]."""
+    modes = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        pool, _, jobs = part.partition(":")
+        if pool not in ("prefork", "threads") or (pool == "prefork" and jobs) or (jobs and not jobs.isdigit()):
+            raise SystemExit(f"bench: bad mode {part!r}: 'prefork' or 'threads:J'")
+        modes.append((pool, int(jobs) if jobs else (8 if pool == "threads" else 1)))
+    return modes
 
 
 def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
     chosen = _stack.moves(stack.services, limit=n)
     if len(chosen) < n:
         raise SystemExit(f"bench: only {len(chosen)} movable volumes for N={n}")
-    pids = {name: [p.pid] for name, p in stack.procs.procs.items()}
+    pids: dict[str, list[int]] = {}  # every worker process counts as "worker"
+    for name, p in stack.procs.procs.items():
+        pids.setdefault("worker" if name in stack.worker_ports else name, []).append(p.pid)
     cpu0 = {name: _stack.cpu_seconds(p) for name, p in pids.items()}
     pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_pids(stack.services)}
     runs0 = stack.task_runs()
@@ -66,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent API clients submitting (8)")
     parser.add_argument("--poll-intervals", default="0.2,0.01",
                         help="MOTION_POLL_INTERVAL values to run the worker with (default 0.2,0.01)")
+    parser.add_argument("--modes", default=DEFAULT_MODES,
+                        help="worker modes to run, in turn, each against its floor: 'prefork' (--workers "
+                             "prefork processes, one job each) or 'threads:J' (--workers processes with the "
+                             f"threads pool, J jobs in flight each); comma-separated (default {DEFAULT_MODES})")
     c.add_service_arguments(parser)
     args = parser.parse_args(argv)
     intervals = [float(x) for x in args.poll_intervals.split(",") if x]
@@ -80,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         _stack.create_files(stack.agent_root, _stack.moves(services))
         stack.start(workers=None, zero_copy=True)
         results = {}
-        for interval in intervals:
-            stack.restart_worker(args.workers, MOTION_POLL_INTERVAL=interval)
+        for (pool, jobs), interval in [(m, i) for i in intervals for m in parse_modes(args.modes)]:
+            mode = pool if pool == "prefork" else f"threads:{jobs}"
+            stack.restart_worker(args.workers, pool, jobs, MOTION_POLL_INTERVAL=interval)
             run_once(stack, min(20, args.n), args.clients)  # warm-up: imports, connections
             ours, floors = [], []
             for r in range(args.repeat):
@@ -89,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 mine = run_once(stack, args.n, args.clients)
                 floors.append(floor["end_to_end_per_s"])
                 ours.append(mine)
-                print(f"  poll={interval:<5} run {r + 1}: ours {mine['per_s']:7.1f}/s "
+                print(f"  {mode} poll={interval:<5} run {r + 1}: ours {mine['per_s']:7.1f}/s "
                       f"(submit {mine['submit_per_s']:.0f}/s, {mine['elapsed']:.1f} s, failed {mine['failed']}) "
                       f"floor {floor['end_to_end_per_s']:.0f}/s (enqueue {floor['enqueue_per_s']:.0f}/s) "
                       f"load {c.load_average()}", flush=True)
@@ -98,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                     + f"; the floor's processes {1000 * floor['cpu_s'] / args.n:.1f}", flush=True)
                 print("    task runs per migration: " + (", ".join(
                     f"{k} {v:.2f}" for k, v in sorted(mine["runs"].items())) or "unknown"), flush=True)
-            results[interval] = (c.median([m["per_s"] for m in ours]), c.median(floors),
+            results[(mode, interval)] = (c.median([m["per_s"] for m in ours]), c.median(floors),
                                  sum(m["failed"] for m in ours))
         print(f"results (medians of {args.repeat}; N={args.n}, workers={args.workers}):")
-        for interval, (mine, floor, failed) in results.items():
+        for (mode, interval), (mine, floor, failed) in results.items():
             r = c.ratio(mine, floor)
-            print(f"  MOTION_POLL_INTERVAL={interval}: {mine:.1f} migrations/s; floor {floor:.0f}/s; "
+            print(f"  {mode}, MOTION_POLL_INTERVAL={interval}: {mine:.1f} migrations/s; floor {floor:.0f}/s; "
                   f"ratio {r:.3f}; target >= {TARGET}: {c.verdict(r >= TARGET)}; failed jobs {failed}")
         return 0
     finally:

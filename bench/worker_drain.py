@@ -2,13 +2,14 @@
 
 The pipeline benchmark mixes the API's submissions with the worker's runs. This one takes the API
 out of the measured window: N ``migrateVolume`` requests are submitted while the worker is
-stopped (the jobs wait in Redis), then ``motion worker --concurrency W`` is started and timed,
+stopped (the jobs wait in Redis), then the worker is started (``--modes``: W prefork processes, or
+W processes with the threads pool holding J jobs each) and timed,
 from when it reports ready, until the last job ended, with the CPU per job of the worker's
 processes, the agent (zero-copy) and PostgreSQL. The worker's process ids are printed when it
 starts, to attach a profiler, e.g. ``py-spy record --idle -o worker.svg --pid PID`` (wall time:
 where a process waits) or ``--gil`` (CPU). No floor: compare two trees, alternated, at one load.
 
-    python bench/worker_drain.py --n 800 --rounds 2
+    python bench/worker_drain.py --n 800 --rounds 2 --modes prefork,threads:8
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import time  # noqa: E402
 
 from bench import _common as c  # noqa: E402
 from bench import _stack  # noqa: E402
+from bench import pipeline  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=800, help="migrations per round (default 800)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--modes", default=pipeline.DEFAULT_MODES,
+                        help="worker modes, each run every round: 'prefork' or 'threads:J' (--workers "
+                             f"processes, J jobs in flight each); comma-separated (default {pipeline.DEFAULT_MODES})")
     c.add_service_arguments(parser)
     args = parser.parse_args(argv)
+    modes = pipeline.parse_modes(args.modes)
     c.header(f"worker drain: {args.n} queued migrations, {args.workers} worker processes, zero-copy agent")
     services = c.Services(args.database_url, args.redis_url)
     stack = None
@@ -44,18 +50,20 @@ def main(argv: list[str] | None = None) -> int:
         stack.start(workers=args.workers, zero_copy=True)
         warm, _, _ = stack.submit(_stack.moves(services, limit=20))  # imports, connections
         stack.wait_jobs(warm)
-        for r in range(args.rounds):
-            stack.procs.stop("worker")
+        for r, (pool, jobs) in [(r, m) for r in range(args.rounds) for m in modes]:
+            mode = pool if pool == "prefork" else f"threads:{jobs}"
+            stack.stop_workers()
             ids, t0, t1 = stack.submit(_stack.moves(services, limit=args.n))
-            print(f"  round {r + 1}: submitted {args.n} in {t1 - t0:.1f} s; load {c.load_average()}", flush=True)
-            c.start_worker(stack.procs, stack.env, args.workers, metrics_port=stack.worker_metrics_port)
-            leader = stack.procs.procs["worker"].pid
-            pids = {"worker": [leader], "agent": [stack.procs.procs["agent"].pid]}
+            print(f"  round {r + 1}, {mode}: submitted {args.n} in {t1 - t0:.1f} s; load {c.load_average()}",
+                  flush=True)
+            stack.start_workers(args.workers, pool, jobs)
+            leaders = [stack.procs.procs[name].pid for name in stack.worker_names]
+            pids = {"worker": leaders, "agent": [stack.procs.procs["agent"].pid]}
             cpu0 = {k: _stack.cpu_seconds(v) for k, v in pids.items()}
             pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_pids(services)}
             start = time.perf_counter()
-            print(f"    worker processes (supervisor, Celery, children): {[leader, *_stack._children(leader)]}",
-                  flush=True)
+            print("    worker processes (supervisor, Celery, children): "
+                  + "; ".join(str([leader, *_stack._children(leader)]) for leader in leaders), flush=True)
             done = stack.wait_jobs(ids)
             elapsed = done["end"] - start
             cpu = {k: 1000 * (_stack.cpu_seconds(v) - cpu0[k]) / args.n for k, v in pids.items()}
