@@ -51,7 +51,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="chaos", description=__doc__.splitlines()[0])
     p.add_argument("--migrations", type=int, default=50, help="migrations to submit (default 50)")
     p.add_argument("--workers", type=int, default=2, help="Celery worker processes (default 2)")
-    p.add_argument("--concurrency", type=int, default=3, help="pool processes per worker (default 3)")
+    p.add_argument("--concurrency", type=int, default=3,
+                   help="per worker: pool processes (prefork) or jobs in flight (threads) (default 3)")
+    p.add_argument("--pool", choices=("prefork", "threads"), default="prefork",
+                   help="the workers' Celery pool (motion worker --pool; default prefork)")
     p.add_argument("--agents", type=int, default=2, help="agent processes, each serving whole clusters (default 2)")
     p.add_argument("--kills", type=int, default=3,
                    help="SIGKILLs: a third (at least one) hit agents, the rest workers (default 3)")
@@ -93,7 +96,8 @@ def run(args, seed: int, work: Path, database_url: str) -> tuple[int, bool]:
     data, agent_hosts = build_inventory(random.Random(f"{seed}-inventory"), args.clusters, args.hosts_per_cluster,
                                         args.vms_per_host, len(ports), ports, seed)
     (work / "inventory.yaml").write_text(inventory.to_yaml(data))
-    stack = Stack(work, database_url, agent_hosts, ports, args.workers, args.concurrency, args.bandwidth)
+    stack = Stack(work, database_url, agent_hosts, ports, args.workers, args.concurrency, args.bandwidth,
+                  pool=args.pool)
     began = time.monotonic()
     try:
         stack.prepare(work / "inventory.yaml", {"reconcile.truth.interval": f"{args.truth_interval:g}"})
@@ -150,7 +154,7 @@ def report(args, seed, agents, hosts, load, chaos, watch, stack, restarted, drai
     events = Counter(e["kind"] for e in chaos.done)
     durations = [j.ended - j.submitted for j in jobs if j.ended]
     violations = [v for found in verdicts.values() for v in found]
-    print(f"\nchaos report (seed {seed}): {args.migrations} migrations, {args.workers} workers x {args.concurrency}, "
+    print(f"\nchaos report (seed {seed}): {args.migrations} migrations, {args.workers} workers x {args.concurrency} ({args.pool}), "
           f"{agents} agents, {hosts} hosts, bandwidth {args.bandwidth:g} MiB/s, volumes 1-4 MiB")
     print(f"  time: setup {times['setup']:.1f} s, load and chaos {times['chaos']:.1f} s, "
           f"drain {times['drain']:.1f} s{'' if drained else ' (drain timed out)'}")

@@ -28,6 +28,11 @@ from bench.chaos_stack import Stack, wait_until
 KINDS = ("worker-kill", "agent-kill", "pool-outage", "redis-restart")
 
 
+def incarnation(lease_owner: str) -> str:
+    """The worker incarnation (its MOTION_WORKER_ID) of a lease owner ``ID/PID-N`` (workers.app)."""
+    return lease_owner.split("/", 1)[0]
+
+
 def plan(rng: random.Random, total: int, counts: dict[str, int]) -> list[tuple[int, str]]:
     """(submitted-count threshold, kind) for every event, in firing order."""
     events = [(int(total * rng.uniform(0.05, 0.9)), kind) for kind in KINDS for _ in range(counts.get(kind, 0))]
@@ -90,11 +95,11 @@ class Chaos(threading.Thread):
         """Kill a worker holding a dispatched job if there is one (so it lands mid-copy)."""
         holders = self._busy("SELECT DISTINCT lease_owner FROM async_jobs WHERE status = 0 AND phase <> 'queued' "
                              "AND lease_owner IS NOT NULL")
-        names = [n for n in self.stack.worker_names if self.stack.worker_id(n) in holders]
+        names = [n for n in self.stack.worker_names if self.stack.worker_id(n) in {incarnation(h) for h in holders}]
         name = self.rng.choice(names or self.stack.worker_names)
         wid = self.stack.worker_id(name)
         held = [r[0] for r in sql(self.stack.database_url, "SELECT uuid FROM async_jobs WHERE status = 0 "
-                                  "AND lease_owner = %s", wid)]
+                                  "AND (lease_owner = %s OR lease_owner LIKE %s)", wid, wid + "/%")]
         self.stack.procs.kill(name)
         self._record("worker-kill", f"SIGKILL {name} ({wid}, pid group) holding {len(held)} lease(s)", held)
         time.sleep(self.rng.uniform(0.5, 3.0))
@@ -185,7 +190,7 @@ class Watch(threading.Thread):
                     self.stack.restart(name)
                 for uuid, owner in sql(self.stack.database_url, "SELECT uuid, lease_owner FROM async_jobs WHERE "
                                        "status = 0 AND phase <> 'queued' AND lease_owner IS NOT NULL"):
-                    self.holders.setdefault(uuid, set()).add(owner)
+                    self.holders.setdefault(uuid, set()).add(incarnation(owner))
                 if tick % 3 == 0:
                     self.peaks.observe(self.stack, [h for hosts in self.stack.agent_hosts.values() for h in hosts])
             except Exception as exc:  # a look that failed is retried next second

@@ -154,13 +154,14 @@ class Stack:
 
     def __init__(self, work: Path, database_url: str, agent_hosts: dict[str, list[str]],
                  agent_ports: dict[str, int], workers: int, concurrency: int, bandwidth: float,
-                 agent_limit: int = 16):
+                 agent_limit: int = 16, pool: str = "prefork"):
         self.work, self.database_url = work, database_url
         self.agent_hosts, self.agent_ports = agent_hosts, agent_ports
         self.agent_root = work / "agent"
         self.worker_names = [f"worker{i}" for i in range(workers)]
         self.generation = {name: 0 for name in self.worker_names}
         self.concurrency, self.bandwidth, self.agent_limit = concurrency, bandwidth, agent_limit
+        self.pool = pool  # motion worker --pool: prefork (concurrency processes) or threads (jobs per process)
         self.procs = Processes(work)
         self.redis_port, self.api_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
@@ -236,7 +237,7 @@ class Stack:
         """A worker incarnation has its own id (``worker0.2``: worker0's second start)."""
         self.generation[name] += 1
         wid = f"{name}.{self.generation[name]}"
-        self.procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--concurrency",
+        self.procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--pool", self.pool, "--concurrency",
                                 str(self.concurrency), "--loglevel", "info"], {**self.env, "MOTION_WORKER_ID": wid})
 
     def worker_id(self, name: str) -> str:
