@@ -74,7 +74,7 @@ class Stack:
     """The production processes on PostgreSQL and Redis, driven with the cs client."""
 
     def __init__(self, pg_url: str, redis_url: str, tmp_path: Path, inventory: Path = DEMO_INVENTORY,
-                 workers: int = 1, bandwidth: float | None = None):
+                 workers: int = 1, bandwidth: float | None = None, pool: str = "prefork", concurrency: int = 2):
         self.agent_port, self.api_port = free_port(), free_port()
         self.agent_root = tmp_path / "agent"
         self.agent_url = f"http://127.0.0.1:{self.agent_port}"
@@ -83,6 +83,7 @@ class Stack:
                     "MOTION_LEASE_SECONDS": "5", "PYTHONUNBUFFERED": "1"}
         self.procs = Processes(tmp_path)
         self.bandwidth = bandwidth
+        self.pool, self.concurrency = pool, concurrency  # motion worker --pool, --concurrency
         motion("inventory", "load", str(inventory), env=self.env)
         self.key = json.loads(motion("keys", "create", "--role", "admin", "--json", env=self.env).stdout)
         self.start_agent()
@@ -106,8 +107,9 @@ class Stack:
         wait_until(lambda: up(f"{self.agent_url}/hosts"), what="agent", timeout=30)
 
     def start_worker(self, name: str) -> None:
-        self.procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--concurrency", "2",
-                                "--loglevel", "info"], {**self.env, "MOTION_WORKER_ID": name})
+        self.procs.start(name, [sys.executable, "-m", "motion.cli", "worker", "--pool", self.pool,
+                                "--concurrency", str(self.concurrency), "--loglevel", "info"],
+                         {**self.env, "MOTION_WORKER_ID": name})
 
 
 @pytest.fixture
@@ -122,7 +124,7 @@ def stack(pg_url, redis_url, tmp_path):
 
 @pytest.fixture
 def make_stack(pg_url, redis_url, tmp_path):
-    """Build a stack with options (inventory, workers, bandwidth); stopped at the end."""
+    """Build a stack with options (inventory, workers, bandwidth, pool, concurrency); stopped at the end."""
     made = []
 
     def make(broker_url: str | None = None, **options) -> Stack:

@@ -32,14 +32,16 @@ def test_the_pipeline_benchmark_reports_migrations_per_second_against_the_celery
     report = run_bench("pipeline.py", "--n", "6", "--repeat", "1", "--hosts", "4", "--poll-intervals", "0.01",
                        *services(pg_url, redis_url))
     assert "results (medians of 1; N=6, workers=2)" in report
-    assert "MOTION_POLL_INTERVAL=0.01:" in report and "migrations/s; floor" in report
+    assert "threads:8, MOTION_POLL_INTERVAL=0.01:" in report and "migrations/s; floor" in report
     assert "ratio" in report and "target >= 0.7" in report and "failed jobs 0" in report
 
 
 def test_the_worker_drain_benchmark_reports_jobs_per_second_and_cpu_per_job(pg_url, redis_url):
-    report = run_bench("worker_drain.py", "--n", "6", "--rounds", "1", *services(pg_url, redis_url))
-    assert "round 1: submitted 6" in report and "worker processes" in report
-    assert "jobs/s" in report and "failed 0; cpu ms per job: worker" in report
+    report = run_bench("worker_drain.py", "--n", "6", "--rounds", "1", "--modes", "prefork,threads:2",
+                       *services(pg_url, redis_url))
+    assert "round 1, prefork: submitted 6" in report and "round 1, threads:2: submitted 6" in report
+    assert "worker processes" in report
+    assert report.count("failed 0; cpu ms per job: worker") == 2 and "jobs/s" in report
 
 
 def test_the_api_benchmark_reports_submissions_and_polls_against_the_api_floor(pg_url, redis_url):

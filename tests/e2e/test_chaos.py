@@ -1,7 +1,7 @@
 """The chaos tool's small configuration end to end (bench/chaos.py, docs/reliability.md).
 
 About fifty migrations of volumes and of VMs with their volumes run through two Celery worker
-processes and two throttled agents on PostgreSQL and a private Redis, while two workers and an
+processes (prefork, then the threads pool: three jobs in flight per process) and two throttled agents on PostgreSQL and a private Redis, while two workers and an
 agent are killed with SIGKILL mid-copy and started again, a destination pool goes offline and
 comes back, and Redis restarts. The tool then checks every invariant itself - every job
 terminal, every volume's data complete on its recorded pool and nowhere else, nothing left
@@ -33,15 +33,17 @@ def figures(pattern: str, text: str) -> tuple[int, ...]:
     return tuple(int(g) for g in found.groups())
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_fifty_migrations_under_kills_a_pool_outage_and_a_redis_restart_break_no_invariant(pg_url, redis_url,
-                                                                                             tmp_path):
+                                                                                             tmp_path, pool):
     # Given the production processes on a fresh database and a private Redis (redis_url only
     # makes this test skip or fail like the other e2e tests when Redis is missing)
     if shutil.which("redis-server") is None:
         missing_service("redis-server", FileNotFoundError("redis-server is not on PATH"))
     # When 50 migrations run while 2 workers and 1 agent are killed, 1 pool goes offline and
     # Redis restarts
-    run = chaos("--migrations", "50", "--workers", "2", "--kills", "3", "--pool-outages", "1",
+    # (with the threads pool each worker process holds up to 3 jobs, so a kill strands several)
+    run = chaos("--migrations", "50", "--workers", "2", "--pool", pool, "--kills", "3", "--pool-outages", "1",
                 "--redis-restarts", "1", "--seed", "7", "--database-url", pg_url, work=tmp_path / "chaos")
     report = run.stdout
     # Then the tool found no violation, and its report counts what happened
