@@ -90,6 +90,8 @@ class Runtime:
         return runner
 
     def reset_after_fork(self) -> None:
+        # a prefork child: its own lock (the parent's may have been held at the fork), no runner yet
+        self._lock, self._local = threading.Lock(), threading.local()
         if self._db is not None:
             self._db.engine.dispose(close=False)
 
