@@ -58,8 +58,9 @@ def owner_parts(owner):
 
 
 def test_one_threads_worker_process_holds_six_jobs_in_flight_at_once(make_stack, jobs):
-    # Given one worker process with the threads pool (6 jobs at once) and copies of 4 s
-    stack = make_stack(inventory=THREE, bandwidth=1, pool="threads", concurrency=6)
+    # Given one worker process with the threads pool (6 jobs at once) and copies of 8 s (time
+    # for all six to be dispatched before the first ends, even on a loaded machine)
+    stack = make_stack(inventory=THREE, bandwidth=0.5, pool="threads", concurrency=6)
     api = stack.api
     # When six volumes on three hosts (two per host, the hosts' limit) are migrated
     jobids = submit(api, volumes(api))
