@@ -70,6 +70,7 @@ class EmbeddedSystem:
                                  agent_url=self.agents.url + "/hosts/{host}", worker_id="embedded")
         provision_volumes(self.db, AgentClient(), self.settings)
         self.celery = create_celery(self.settings, Runtime(self.settings, self.db))
+        self.celery.set_default()  # the in-process worker finds its tasks in the default app
         self.enqueue = celery_enqueuer(self.settings, self.celery)
         self.worker = self.celery.WorkController(pool_cls="threads", concurrency=self.worker_threads,
                                                  loglevel="WARNING", without_heartbeat=True,

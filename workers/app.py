@@ -119,7 +119,11 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
     app.motion_runtime = runtime
     runtime.wake = celery_enqueuer(settings, app)
 
-    @app.task(name=RUN_JOB, acks_late=True)
+    # shared=False: Celery would install a shared task in every app made afterwards in the
+    # process (the first registered winning), and these close over this app's runtime. A
+    # ``celery worker`` looks tasks up in its own app; an in-process WorkController in the
+    # default app, which ``motion up`` therefore makes this one.
+    @app.task(name=RUN_JOB, acks_late=True, shared=False)
     def run_job(job_id: int) -> str:
         started, outcome = time.perf_counter(), "error"
         try:
@@ -128,7 +132,7 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
         finally:
             worker_metrics.job_run(outcome, time.perf_counter() - started)
 
-    @app.task(name=SWEEP)
+    @app.task(name=SWEEP, shared=False)
     def sweep_jobs() -> dict:
         return reconcile.sweep(runtime.db, runtime.wake, AgentClient(settings.agent_timeout), settings)
 

@@ -86,3 +86,25 @@ def test_motion_worker_runs_its_child_with_the_pool_and_the_pool_s_default_concu
     assert (option(threads, "--pool"), option(threads, "--concurrency")) == ("threads", "8")
     chosen = _worker_child_argv(worker_args("--pool", "threads", "--concurrency", "3"))
     assert option(chosen, "--concurrency") == "3"
+
+
+class RecordingRunner:
+    def __init__(self):
+        self.ran = []
+
+    def run(self, job_id):
+        self.ran.append(job_id)
+        return "succeeded"
+
+
+def test_two_apps_in_one_process_each_run_jobs_with_their_own_runtime():
+    # Celery installs a shared task in every app made after it, the first one winning: the
+    # tasks of create_celery are the app's own, so each app's worker uses its own runtime
+    first = create_celery(Settings(database_url="sqlite://", broker_url="memory://"))
+    second = create_celery(Settings(database_url="sqlite://", broker_url="memory://"))
+    runners = {}
+    for name, app in (("first", first), ("second", second)):
+        runners[name] = app.motion_runtime._local.runner = RecordingRunner()  # this thread's runner
+    first.tasks["motion.run_job"](1)
+    second.tasks["motion.run_job"](2)
+    assert (runners["first"].ran, runners["second"].ran) == ([1], [2])
