@@ -62,7 +62,7 @@ def test_a_celery_worker_runs_a_published_message(redis_url):
                     task_acks_late=True, worker_prefetch_multiplier=1)
     ran, done = [], threading.Event()
 
-    @app.task(name=RUN_JOB)  # the runner's task name, recording what it got
+    @app.task(name=RUN_JOB, shared=False)  # the runner's task name, recording what it got; this app's only
     def run_job(job_id):
         ran.append(job_id)
         done.set()

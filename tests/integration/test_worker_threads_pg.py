@@ -5,6 +5,7 @@ younger jobs and the submission order hold as with one job per process."""
 import threading
 
 import pytest
+from celery import _state as celery_state
 
 import workers.app
 from orchestrator import models
@@ -68,16 +69,23 @@ def threads_worker(db, redis_url, gate):
     settings = Settings(database_url=db.url, broker_url=redis_url, worker_id="t", poll_interval=0.01,
                         agent_url="http://agent.invalid/hosts/{host}")
     app = create_celery(settings)
+    # An in-process WorkController (unlike ``celery worker``) looks tasks up in the default app:
+    # make it this one for the test (another test's worker may have left its own as default).
+    previous = celery_state.default_app
+    app.set_default()
     worker = app.WorkController(pool_cls="threads", concurrency=4, loglevel="WARNING", without_heartbeat=True,
                                 without_mingle=True, without_gossip=True)
     thread = threading.Thread(target=worker.start, daemon=True)
     thread.start()
-    yield app, celery_enqueuer(settings, app)
-    gate.open.set()
-    stopper = threading.Thread(target=worker.stop, daemon=True)
-    stopper.start()
-    stopper.join(timeout=15)
-    app.motion_runtime.db.dispose()
+    try:
+        yield app, celery_enqueuer(settings, app)
+    finally:
+        gate.open.set()
+        stopper = threading.Thread(target=worker.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=15)
+        celery_state.set_default_app(previous)
+        app.motion_runtime.db.dispose()
 
 
 def submit(db, enqueue, caller, volume, pool):
