@@ -44,6 +44,12 @@ def test_the_worker_drain_benchmark_reports_jobs_per_second_and_cpu_per_job(pg_u
     assert report.count("failed 0; cpu ms per job: worker") == 2 and "jobs/s" in report
 
 
+def test_the_runner_profile_reports_statements_and_cpu_per_job(pg_url, redis_url):
+    report = run_bench("runner_profile.py", "--jobs", "8", *services(pg_url, redis_url))
+    assert "jobs {'succeeded': " in report and "worker CPU" in report and "PostgreSQL CPU" in report
+    assert "per job: BEGIN 2, COMMIT 2," in report and "statements" in report
+
+
 def test_the_api_benchmark_reports_submissions_and_polls_against_the_api_floor(pg_url, redis_url):
 
     report = run_bench("api.py", "--duration", "1", "--repeat", "1", "--volumes", "150", "--connections", "4",
