@@ -4,47 +4,70 @@ Connection errors, timeouts and 5xx answers become AgentUnreachable (try again l
 answer to a command we built is AgentProtocolError (a bug on our side). Every call is timed and
 its failures counted (``workers.metrics``).
 
-One ``requests.Session`` (kept-alive connections) with ``trust_env`` off: agents are reached
-directly, never through ``HTTP(S)_PROXY``, and requests does not look the environment up again
-on every call. With ``wait`` > 0, posting and reading a command ask the agent to answer as soon
-as the command ends, or after ``wait`` seconds (``?wait=``, docs/agent-protocol.md): an instant
-migration is then finished in the answer to its POST, and the end of a long one is seen at once.
-An agent that does not know the parameter ignores it and answers at once.
+Each call is one HTTP/1.1 exchange on a new connection with ``http.client`` (the agent closes
+its connections after every answer, and requests' machinery cost the worker more CPU than the
+exchange itself). Agents are reached directly, never through ``HTTP(S)_PROXY``. With ``wait`` > 0,
+posting and reading a command ask the agent to answer as soon as the command ends, or after
+``wait`` seconds (``?wait=``, docs/agent-protocol.md): an instant migration is then finished in
+the answer to its POST, and the end of a long one is seen at once. An agent that does not know
+the parameter ignores it and answers at once.
 """
 from __future__ import annotations
 
-import requests
+import http.client
+import json
+from functools import lru_cache
+from urllib.parse import quote, urlsplit
 
 from orchestrator.errors import AgentProtocolError, AgentUnreachable
 
 from .metrics import observed
 
 
+@lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[type, str, int | None, str]:
+    """(connection class, host, port, path with query) of an agent URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AgentUnreachable(f"host agent URL {url!r} is not an http(s) URL")
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    # as requests did: characters a path may not carry are percent-encoded, escapes kept
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~") + (f"?{parts.query}" if parts.query else "")
+    return kind, parts.hostname, parts.port, path
+
+
 class AgentClient:
     def __init__(self, timeout: float = 10.0, wait: float = 0.0):
         self.timeout = timeout
         self.wait = max(0.0, min(wait, timeout / 2))  # the agent's wait stays well inside our timeout
-        self.http = requests.Session()
-        self.http.trust_env = False
         self._waiting = f"?wait={self.wait:g}" if self.wait else ""
 
     def _call(self, method: str, url: str, body: dict | None = None, missing_ok: bool = False):
+        kind, host, port, path = _target(url)
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json", "Connection": "close"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        conn = kind(host, port, timeout=self.timeout)
         try:
-            response = self.http.request(method, url, json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise AgentUnreachable(f"host agent at {url} did not answer: {exc}") from exc
-        if response.status_code == 404 and missing_ok:
+            conn.request(method, path, body=payload, headers=headers)
+            response = conn.getresponse()
+            status, raw = response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, garbled
+            raise AgentUnreachable(f"host agent at {url} did not answer: {exc!r}") from exc
+        finally:
+            conn.close()
+        if status == 404 and missing_ok:
             return None
-        if response.status_code >= 500:
-            raise AgentUnreachable(f"host agent at {url} answered {response.status_code}")
+        if status >= 500:
+            raise AgentUnreachable(f"host agent at {url} answered {status}")
         try:
-            data = response.json()
+            data = json.loads(raw)
         except ValueError:
-            raise AgentProtocolError(f"host agent at {url} answered non-JSON "
-                                     f"(HTTP {response.status_code})") from None
-        if response.status_code >= 400:
-            raise AgentProtocolError(f"host agent at {url} refused the request: "
-                                     f"{data.get('error', response.status_code)}")
+            raise AgentProtocolError(f"host agent at {url} answered non-JSON (HTTP {status})") from None
+        if status >= 400:
+            error = data.get("error", status) if isinstance(data, dict) else status
+            raise AgentProtocolError(f"host agent at {url} refused the request: {error}")
         return data
 
     @observed("post_command")

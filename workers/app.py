@@ -46,8 +46,8 @@ class Runtime:
 
     A process may run several tasks at once (Celery's threads pool, ``motion worker --pool
     threads``): the database (an engine, thread-safe; sessions are per unit of work) is shared and
-    built once under a lock; each thread gets its own Runner with its own AgentClient (a
-    ``requests.Session`` is not guaranteed thread-safe) and its own lease-owner name, ``ID/PID-N``
+    built once under a lock; each thread gets its own Runner with its own AgentClient and
+    its own lease-owner name, ``ID/PID-N``
     (N counts the runners of the process), so that two threads never hold one job. All runners
     share one ``stopping`` event.
     """
