@@ -130,42 +130,73 @@ CONFIG = ("wait", "pool.storage.migration.limit")  # the global values a job's f
 
 @dataclass
 class Loaded:
-    """What ``load_job`` read besides the job (held here: the session keeps only weak references)."""
+    """What ``load_job`` read besides the job: plain objects with the columns a plan needs."""
 
-    rows: list[JobResource]
-    volumes: dict[int, Volume]
-    pools: dict[int, StoragePool]
+    rows: list[SimpleNamespace]
+    volumes: dict[int, SimpleNamespace]
+    pools: dict[int, SimpleNamespace]
+
+
+JOB_COLUMNS = ("id", "uuid", "status", "phase", "lease_owner", "lease_expires_at", "deadline_at", "account_id",
+               "user_id", "start_event_id", "host_id", "dest_host_id")
+ROW_COLUMNS = ("resource_type", "resource_id", "src_pool_id", "dest_pool_id", "src_host_id", "dest_host_id")
+POOL_COLUMNS = ("id", "uuid", "path", "pool_type", "name")
 
 
 @lru_cache(maxsize=None)
 def _load_job_statement():
-    """Built once: building it (aliases, joined loads) costs more than running it."""
+    """Built once: building it (aliases, joins) costs more than running it. Named columns, not ORM
+    objects: a plan needs a few columns of each of seven rows, and mapping whole objects was
+    the largest part of a job's first transaction."""
     src, dest = aliased(StoragePool), aliased(StoragePool)
-    return (select(AsyncJob, JobResource, Volume, src, dest, *[globalconfig.column(n) for n in CONFIG])
+    return (select(*[getattr(AsyncJob, c) for c in JOB_COLUMNS], JobResource.id.label("r_id"),
+                   *[getattr(JobResource, c) for c in ROW_COLUMNS],
+                   Volume.id.label("v_id"), Volume.name.label("v_name"), Volume.uuid.label("v_uuid"),
+                   Volume.path.label("v_path"), VirtualMachine.name.label("vm_name"),
+                   VirtualMachine.instance_name.label("vm_instance_name"), Host.name.label("host_name"),
+                   Host.agent_url.label("host_agent_url"),
+                   *[getattr(src, c).label(f"src_{c}") for c in POOL_COLUMNS],
+                   *[getattr(dest, c).label(f"dest_{c}") for c in POOL_COLUMNS],
+                   *[globalconfig.column(n) for n in CONFIG])
             .outerjoin(JobResource, JobResource.job_id == AsyncJob.id)
             .outerjoin(Volume, and_(JobResource.resource_type == "Volume", Volume.id == JobResource.resource_id))
+            .outerjoin(VirtualMachine, VirtualMachine.id == Volume.vm_id)
+            .outerjoin(Host, Host.id == VirtualMachine.host_id)
             .outerjoin(src, src.id == JobResource.src_pool_id).outerjoin(dest, dest.id == JobResource.dest_pool_id)
-            .options(joinedload(Volume.vm).joinedload(VirtualMachine.host))
             .where(AsyncJob.id == bindparam("job_id")).order_by(JobResource.id))
 
 
-def load_job(s: Session, job_id: int) -> tuple[AsyncJob | None, Loaded | None]:
-    """The job and its resource rows in one statement, with the volumes those rows name (their VM
-    and its host), their source and destination pools, and the values of ``CONFIG`` (remembered
-    for this unit of work): ``load_plan(s, job, settings, loaded)`` then needs no statement of
-    its own for a volume job."""
-    found = s.execute(_load_job_statement(), {"job_id": job_id}).all()
+def load_job(s: Session, job_id: int) -> tuple[SimpleNamespace | None, Loaded | None]:
+    """The job (the columns of ``JOB_COLUMNS``) and its resource rows in one statement, with the
+    volumes those rows name (their VM and its host), their source and destination pools, and
+    the values of ``CONFIG`` (remembered for this unit of work): ``load_plan(s, job, settings,
+    loaded)`` then needs no statement of its own for a volume job."""
+    found = s.connection().execute(_load_job_statement(), {"job_id": job_id}).all()
     if not found:
         return None, None
-    for name, value in zip(CONFIG, found[0][5:]):
+    first = found[0]
+    for name, value in zip(CONFIG, first[-len(CONFIG):]):
         globalconfig.remember(s, name, value)
-    pools = {p.id: p for row in found for p in row[3:5] if p is not None}
-    return found[0][0], Loaded([row[1] for row in found if row[1] is not None],
-                               {row[2].id: row[2] for row in found if row[2] is not None}, pools)
+    job = SimpleNamespace(**{c: getattr(first, c) for c in JOB_COLUMNS})
+    rows, volumes, pools = [], {}, {}
+    for r in found:
+        if r.r_id is None:
+            continue
+        rows.append(SimpleNamespace(id=r.r_id, job_id=job_id, **{c: getattr(r, c) for c in ROW_COLUMNS}))
+        if r.v_id is not None:
+            vm = None if r.vm_name is None else SimpleNamespace(
+                name=r.vm_name, instance_name=r.vm_instance_name,
+                host=None if r.host_name is None else SimpleNamespace(name=r.host_name, agent_url=r.host_agent_url))
+            volumes[r.v_id] = SimpleNamespace(id=r.v_id, name=r.v_name, uuid=r.v_uuid, path=r.v_path, vm=vm)
+        for side in ("src", "dest"):
+            if getattr(r, f"{side}_id") is not None:
+                pools[getattr(r, f"{side}_id")] = SimpleNamespace(**{c: getattr(r, f"{side}_{c}") for c in POOL_COLUMNS})
+    return job, Loaded(rows, volumes, pools)
 
 
-def load_plan(s: Session, job: AsyncJob, settings: Settings, loaded: Loaded | None = None) -> Plan | None:
-    """The job's plan; from what ``load_job`` read when given, else read here."""
+def load_plan(s: Session, job, settings: Settings, loaded: Loaded | None = None) -> Plan | None:
+    """The job's plan (``job``: an AsyncJob, or what ``load_job`` read, then with ``loaded``);
+    from what ``load_job`` read when given, else read here."""
     rows = loaded.rows if loaded is not None else list(
         s.scalars(select(JobResource).where(JobResource.job_id == job.id).order_by(JobResource.id)))
     vm_row = next((r for r in rows if r.resource_type == "VirtualMachine"), None)

@@ -30,11 +30,11 @@ def runners_of_threads(runtime, count):
     return seen
 
 
-def test_each_thread_gets_its_own_runner_agent_session_and_lease_owner_over_one_database(tmp_path):
+def test_each_thread_gets_its_own_runner_agent_client_and_lease_owner_over_one_database(tmp_path):
     runtime = Runtime(settings(tmp_path))
     runners = runners_of_threads(runtime, 8)
     assert len({id(r) for r in runners}) == 8
-    assert len({id(r.agent.http) for r in runners}) == 8  # a requests.Session is not shared
+    assert len({id(r.agent) for r in runners}) == 8
     assert len({r.me for r in runners}) == 8  # two threads never hold one lease
     assert {r.me.rsplit("-", 1)[0] for r in runners} == {f"w1/{os.getpid()}"}
     assert len({id(r.db) for r in runners}) == 1  # one engine, built once although asked at once
