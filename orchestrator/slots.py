@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import globalconfig
@@ -31,6 +31,9 @@ from .models import AsyncJob, Host, HypervisorCapability, JobResource, StoragePo
 from .states import JobPhase, JobStatus
 
 ACTIVE = (JobPhase.DISPATCHED, JobPhase.FINISHING)
+# ``phase IN (...)`` with the phases written into the SQL: an IN over a Python list is an
+# expanding parameter, which SQLAlchemy renders again at every run of an otherwise cached statement
+_ACTIVE_SQL = tuple(literal_column(f"'{phase}'") for phase in ACTIVE)
 WAITING = "waiting: "  # status_text of a refused job (why it waits), until it is woken
 MAX_WOKEN = 32  # refused jobs woken per host at once (at most its free slots)
 
@@ -65,26 +68,27 @@ def _uses_host(host_id: int):
 
 def running_on_host(s: Session, host_id: int) -> int:
     return s.scalar(select(func.count()).select_from(AsyncJob).where(
-        AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), _uses_host(host_id)))
+        AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(_ACTIVE_SQL), _uses_host(host_id)))
 
 
 def running_on_pool(s: Session, pool_id: int) -> int:
     return s.scalar(select(_pool_running(pool_id)))
 
 
-@lru_cache(maxsize=None)
-def _lock_hosts_statement():
-    """The columns admission and wake-ups read (rows, not ORM objects: cheaper to build)."""
+@lru_cache(maxsize=16)
+def _lock_hosts_statement(count: int):
+    """The columns admission and wake-ups read (rows, not ORM objects: cheaper to build); a bound
+    parameter per host (``h0``...), not an expanding IN, which is rendered again at each run."""
     return (select(Host.id, Host.name, Host.hypervisor, Host.hypervisor_version, Host.max_storage_migrations)
-            .where(Host.id.in_(bindparam("hosts", expanding=True))).order_by(Host.id)
+            .where(Host.id.in_([bindparam(f"h{i}") for i in range(count)])).order_by(Host.id)
             .with_for_update(of=Host, key_share=True))
 
 
-@lru_cache(maxsize=16)
-def _lock_pools_statement(looked_hosts: int):
+@lru_cache(maxsize=64)
+def _lock_pools_statement(count: int, looked_hosts: int):
     """Lock pools in id order; with a column per host saying whether refused jobs wait for it."""
     columns = [_has_refused(bindparam(f"h{i}")) for i in range(looked_hosts)]
-    return (select(StoragePool.id, *columns).where(StoragePool.id.in_(bindparam("pools", expanding=True)))
+    return (select(StoragePool.id, *columns).where(StoragePool.id.in_([bindparam(f"p{i}") for i in range(count)]))
             .order_by(StoragePool.id).with_for_update(of=StoragePool, key_share=True))
 
 
@@ -98,11 +102,12 @@ def lock(s: Session, host_ids: list[int], pool_ids: list[int] = (), refused: set
     commit after it until the caller's transaction ends. Without pools to lock, every host is
     reported (``wake_refused`` then looks itself). The statements are built once."""
     s.flush()  # what the session holds goes first, as a query through it would do
-    hosts = s.connection().execute(_lock_hosts_statement(), {"hosts": list(host_ids)}).all() if host_ids else []
+    hosts = s.connection().execute(_lock_hosts_statement(len(host_ids)), {
+        f"h{i}": h for i, h in enumerate(host_ids)}).all() if host_ids else []
     if pool_ids:
         looked = hosts if refused is not None else []
-        found = s.connection().execute(_lock_pools_statement(len(looked)), {
-            "pools": list(pool_ids), **{f"h{i}": h.id for i, h in enumerate(looked)}}).first()
+        found = s.connection().execute(_lock_pools_statement(len(pool_ids), len(looked)), {
+            **{f"p{i}": p for i, p in enumerate(pool_ids)}, **{f"h{i}": h.id for i, h in enumerate(looked)}}).first()
         if refused is not None:
             refused.update(h.id for h, waiting in zip(hosts, found[1:] if found else [True] * len(hosts))
                            if waiting)
@@ -129,7 +134,7 @@ def _has_refused(host_id: int):
 def _pool_running(pool_id: int):
     return (select(func.count(func.distinct(AsyncJob.id))).select_from(AsyncJob)
             .join(JobResource, JobResource.job_id == AsyncJob.id)
-            .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE),
+            .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(_ACTIVE_SQL),
                    or_(JobResource.src_pool_id == pool_id, JobResource.dest_pool_id == pool_id))
             .scalar_subquery())
 
@@ -142,7 +147,7 @@ def _look_statement(hosts: int, pools: int):
         host = bindparam(f"h{i}")
         columns += [_count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED,
                            _uses_host(host), AsyncJob.id < job),
-                    _count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(ACTIVE), _uses_host(host)),
+                    _count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(_ACTIVE_SQL), _uses_host(host)),
                     _has_refused(host), _capability_limit(bindparam(f"hv{i}"), bindparam(f"hvv{i}"))]
     columns += [_pool_running(bindparam(f"p{j}")) for j in range(pools)]
     return select(*columns)
