@@ -186,7 +186,7 @@ class AsyncJob(_Identified, Base):
     command: Mapped[str] = mapped_column(String(64))  # API command name, e.g. migrateVolume
     cmd: Mapped[str] = mapped_column(String(255))  # CloudStack's command class name
     params: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the request parameters
-    status: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    status: Mapped[int] = mapped_column(Integer, default=0)  # indexed with phase (ix_async_jobs_status_phase)
     proc_status: Mapped[int] = mapped_column(Integer, default=0)
     result_code: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
