@@ -246,6 +246,19 @@ def postgres_pids(services: c.Services) -> list[int]:
                                        "and pid <> pg_backend_pid()")]
 
 
+def redis_pids() -> list[int]:
+    """The local ``redis-server`` processes (the whole server: every client's share)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "redis-server":
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of processes and their children so far (for per-job costs)."""
     total = 0.0

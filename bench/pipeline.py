@@ -10,6 +10,12 @@ the finishing transaction. Figure: migrations/s from the first submission until 
 ended. Floor: ``celery_floor.py N W`` (two guarded transactions per task, nothing else), run in
 the same run, on the same database server and Redis, alternating with ours. Target: >= 0.7.
 
+Each run also prints the CPU milliseconds per migration of every part: the worker processes, the
+API, the agent, beat, the PostgreSQL backends of the run's database, the harness (this process:
+the load generator, which sends URLs signed beforehand, and the wait for the jobs) and, when it
+runs on this machine, the whole Redis server. On a machine with fewer cores than busy processes,
+their sum is what sets the pace.
+
 The inventory has many hosts (``--hosts``) so that the per-host limit of 2 never caps the
 throughput; the hosts' limits are not changed. Runs alternate direction (pool 1 -> 2, then back).
 The worker is run once per ``--poll-intervals`` value (MOTION_POLL_INTERVAL; default 0.2, the
@@ -59,6 +65,8 @@ def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
         pids.setdefault("worker" if name in stack.worker_ports else name, []).append(p.pid)
     cpu0 = {name: _stack.cpu_seconds(p) for name, p in pids.items()}
     pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_pids(stack.services)}
+    redis = _stack.redis_pids()
+    redis0 = _stack.cpu_seconds(redis)
     runs0 = stack.task_runs()
     harness0 = time.process_time()  # this process: the load generator and the wait for the jobs
     ids, t0, t1 = stack.submit(chosen, clients)
@@ -68,6 +76,8 @@ def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
     runs = {k: (v - runs0.get(k, 0.0)) / n for k, v in runs.items() if v - runs0.get(k, 0.0)}
     cpu = {name: _stack.cpu_seconds(p) - cpu0[name] for name, p in pids.items()}
     cpu["harness"] = time.process_time() - harness0
+    if redis:  # a local server: its CPU while the run lasted, whoever the client
+        cpu["redis"] = _stack.cpu_seconds(redis) - redis0
     # backends that ended meanwhile are not counted: a lower bound of the database's share
     cpu["postgres"] = sum(_stack.cpu_seconds([pid]) - pg0.get(pid, 0.0)
                           for pid in _stack.postgres_pids(stack.services))
