@@ -5,9 +5,10 @@ operation records all three, linked by ``start_id`` to the Scheduled event.
 """
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
 
+from .db import fast_execute, with_defaults
 from .models import AsyncJob, Event
 
 VOLUME_MIGRATE = "VOLUME.MIGRATE"
@@ -28,15 +29,19 @@ def record(session: Session, job: AsyncJob, type_: str, state: str, description:
     return event
 
 
-_ADD = insert(Event.__table__)  # built once; uuid and created come from the columns' defaults
+# built once, every column a plain parameter: uuid and created are filled in from the columns'
+# defaults by ``add`` (``db.with_defaults``), so the statement can run on the driver
+_ADD_COLUMNS = ("type", "state", "level", "description", "account_id", "user_id", "job_id", "start_id", "uuid",
+                "created")
+_ADD = insert(Event.__table__).values({c: bindparam(c, type_=Event.__table__.c[c].type) for c in _ADD_COLUMNS})
 
 
 def add(session: Session, job: AsyncJob, type_: str, state: str, description: str, level: str = "INFO") -> None:
     """``record`` for a caller that needs nothing back: one INSERT on the session's connection,
     without the unit of work's bookkeeping (the workers' hot path)."""
-    session.connection().execute(_ADD, {"type": type_, "state": state, "level": level, "description": description,
-                                        "account_id": job.account_id, "user_id": job.user_id, "job_id": job.id,
-                                        "start_id": job.start_event_id})
+    fast_execute(session, _ADD, with_defaults(Event.__table__, {
+        "type": type_, "state": state, "level": level, "description": description, "account_id": job.account_id,
+        "user_id": job.user_id, "job_id": job.id, "start_id": job.start_event_id}))
 
 
 def record_system(session: Session, account_id: int, type_: str, description: str,

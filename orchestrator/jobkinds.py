@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 
 from . import events, globalconfig, logcontext, responses
 from .config import Settings
-from .db import cas
+from .db import cas, fast_execute
 from .models import (Account, AsyncJob, DiskOffering, Host, JobResource, ServiceOffering, StoragePool,
                      VirtualMachine, Volume, Zone)
 from .states import VmState, VolumeState
@@ -108,7 +108,7 @@ def _volume_response_statement():
 
 def volume_response(s: Session, volume_id: int) -> dict:
     """``responses.volume`` of one volume, read in one narrow statement."""
-    r = s.connection().execute(_volume_response_statement(), {"volume_id": volume_id}).one()
+    r = fast_execute(s, _volume_response_statement(), {"volume_id": volume_id}).one()
     vm = None if r.vm_uuid is None else SimpleNamespace(
         uuid=r.vm_uuid, name=r.vm_name, display_name=r.vm_display_name, state=r.vm_state,
         service_offering=SimpleNamespace(uuid=r.so_uuid, name=r.so_name))
@@ -171,7 +171,7 @@ def load_job(s: Session, job_id: int) -> tuple[SimpleNamespace | None, Loaded | 
     volumes those rows name (their VM and its host), their source and destination pools, and
     the values of ``CONFIG`` (remembered for this unit of work): ``load_plan(s, job, settings,
     loaded)`` then needs no statement of its own for a volume job."""
-    found = s.connection().execute(_load_job_statement(), {"job_id": job_id}).all()
+    found = fast_execute(s, _load_job_statement(), {"job_id": job_id}).all()
     if not found:
         return None, None
     first = found[0]

@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import events, globalconfig, logcontext, slots
 from .config import Settings
-from .db import Database, cas
+from .db import Database, cas, fast_execute
 from .errors import AgentUnreachable, ConcurrentOperation, MotionError
 from .jobkinds import Plan, load_job, load_plan
 from .models import AsyncJob, Host, utcnow
@@ -168,7 +168,7 @@ class Runner:
                 # the hosts' rows before the job's row: a finishing job locks them, then wakes
                 # refused jobs (their rows); the other order could deadlock with it
                 hosts = slots.lock(s, plan.host_ids, plan.pool_ids)
-            claimed = s.connection().execute(CLAIM_RETURNING, self._claim_params(job_id)).first()
+            claimed = fast_execute(s, CLAIM_RETURNING, self._claim_params(job_id)).first()
             if claimed is None:
                 return "skipped"
             plan.phase, plan.deadline_at = claimed

@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import globalconfig
+from .db import fast_execute
 from .models import AsyncJob, Host, HypervisorCapability, JobResource, StoragePool, utcnow
 from .states import JobPhase, JobStatus
 
@@ -102,11 +103,11 @@ def lock(s: Session, host_ids: list[int], pool_ids: list[int] = (), refused: set
     commit after it until the caller's transaction ends. Without pools to lock, every host is
     reported (``wake_refused`` then looks itself). The statements are built once."""
     s.flush()  # what the session holds goes first, as a query through it would do
-    hosts = s.connection().execute(_lock_hosts_statement(len(host_ids)), {
+    hosts = fast_execute(s, _lock_hosts_statement(len(host_ids)), {
         f"h{i}": h for i, h in enumerate(host_ids)}).all() if host_ids else []
     if pool_ids:
         looked = hosts if refused is not None else []
-        found = s.connection().execute(_lock_pools_statement(len(pool_ids), len(looked)), {
+        found = fast_execute(s, _lock_pools_statement(len(pool_ids), len(looked)), {
             **{f"p{i}": p for i, p in enumerate(pool_ids)}, **{f"h{i}": h.id for i, h in enumerate(looked)}}).first()
         if refused is not None:
             refused.update(h.id for h, waiting in zip(hosts, found[1:] if found else [True] * len(hosts))
@@ -161,7 +162,7 @@ def look(s: Session, job_id: int, hosts: list[Host], pools: list[int]) -> tuple[
     params = {"job": job_id, **{f"p{j}": p for j, p in enumerate(pools)}}
     for i, host in enumerate(hosts):
         params.update({f"h{i}": host.id, f"hv{i}": host.hypervisor, f"hvv{i}": host.hypervisor_version})
-    values = list(s.connection().execute(_look_statement(len(hosts), len(pools)), params).one()) \
+    values = list(fast_execute(s, _look_statement(len(hosts), len(pools)), params).one()) \
         if hosts or pools else []
     known = s.info.setdefault("motion.capability_limits", {})
     per_host = {}
