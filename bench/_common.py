@@ -51,15 +51,41 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs) afterwards")
 
 
+OWNER_KEY = "motion-bench:owner"  # who runs a benchmark on this Redis db: "host:pid"
+
+
+def _running(owner: bytes | None) -> bool:
+    """Whether the benchmark process named by an owner key still runs (on this machine)."""
+    host, _, pid = (owner or b"").decode(errors="replace").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return bool(owner) and host != socket.gethostname()  # another machine's: assume it runs
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Services:
-    """The run's database and Redis db; ``close()`` drops what it created and flushes Redis."""
+    """The run's database and Redis db; ``close()`` drops what it created and flushes Redis.
+
+    Two benchmarks on one Redis db would take each other's job messages (a job id means another
+    job in the other run's database) and flush each other's queues, so a run claims the db
+    (``OWNER_KEY``) and refuses to start while another live run holds it."""
 
     def __init__(self, database_url: str | None, redis_url: str):
         import redis
 
         self.redis_url = redis_url
         self.redis = redis.Redis.from_url(redis_url)
+        owner = self.redis.get(OWNER_KEY)
+        if _running(owner):
+            raise SystemExit(f"bench: another benchmark ({owner.decode(errors='replace')}) is using {redis_url}; "
+                             f"wait for it or pass --redis-url with another db")
         self.redis.flushdb()
+        self.redis.set(OWNER_KEY, f"{socket.gethostname()}:{os.getpid()}")
         self.created = None
         if database_url is None:
             import psycopg
