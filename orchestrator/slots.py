@@ -35,6 +35,11 @@ ACTIVE = (JobPhase.DISPATCHED, JobPhase.FINISHING)
 # ``phase IN (...)`` with the phases written into the SQL: an IN over a Python list is an
 # expanding parameter, which SQLAlchemy renders again at every run of an otherwise cached statement
 _ACTIVE_SQL = tuple(literal_column(f"'{phase}'") for phase in ACTIVE)
+# Pending and queued written into the SQL too: the partial indexes of queued jobs by host
+# (migration 0009) serve only a query that names them as literals - a prepared statement's
+# generic plan cannot assume a parameter's value - and psycopg prepares a statement run often.
+_PENDING = literal_column(str(int(JobStatus.PENDING)))
+_QUEUED = literal_column(f"'{JobPhase.QUEUED}'")
 WAITING = "waiting: "  # status_text of a refused job (why it waits), until it is woken
 MAX_WOKEN = 32  # refused jobs woken per host at once (at most its free slots)
 
@@ -69,7 +74,7 @@ def _uses_host(host_id: int):
 
 def running_on_host(s: Session, host_id: int) -> int:
     return s.scalar(select(func.count()).select_from(AsyncJob).where(
-        AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(_ACTIVE_SQL), _uses_host(host_id)))
+        AsyncJob.status == _PENDING, AsyncJob.phase.in_(_ACTIVE_SQL), _uses_host(host_id)))
 
 
 def running_on_pool(s: Session, pool_id: int) -> int:
@@ -135,7 +140,7 @@ def _has_refused(host_id: int):
 def _pool_running(pool_id: int):
     return (select(func.count(func.distinct(AsyncJob.id))).select_from(AsyncJob)
             .join(JobResource, JobResource.job_id == AsyncJob.id)
-            .where(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(_ACTIVE_SQL),
+            .where(AsyncJob.status == _PENDING, AsyncJob.phase.in_(_ACTIVE_SQL),
                    or_(JobResource.src_pool_id == pool_id, JobResource.dest_pool_id == pool_id))
             .scalar_subquery())
 
@@ -146,9 +151,9 @@ def _look_statement(hosts: int, pools: int):
     columns = []
     for i in range(hosts):
         host = bindparam(f"h{i}")
-        columns += [_count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED,
+        columns += [_count(AsyncJob.status == _PENDING, AsyncJob.phase == _QUEUED,
                            _uses_host(host), AsyncJob.id < job),
-                    _count(AsyncJob.status == JobStatus.PENDING, AsyncJob.phase.in_(_ACTIVE_SQL), _uses_host(host)),
+                    _count(AsyncJob.status == _PENDING, AsyncJob.phase.in_(_ACTIVE_SQL), _uses_host(host)),
                     _has_refused(host), _capability_limit(bindparam(f"hv{i}"), bindparam(f"hvv{i}"))]
     columns += [_pool_running(bindparam(f"p{j}")) for j in range(pools)]
     return select(*columns)
@@ -211,13 +216,13 @@ def refuse(s: Session, job_id: int, owner: str, why: str) -> bool:
 
 
 def _refused(host_id: int):
-    return (AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, _uses_host(host_id),
+    return (AsyncJob.status == _PENDING, AsyncJob.phase == _QUEUED, _uses_host(host_id),
             AsyncJob.lease_owner.is_(None), AsyncJob.status_text.like(WAITING + "%"))
 
 
 def _woken(host_id: int):
     """Woken (or being tried again) but not yet admitted: each will take a slot if it can."""
-    return (AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, _uses_host(host_id),
+    return (AsyncJob.status == _PENDING, AsyncJob.phase == _QUEUED, _uses_host(host_id),
             AsyncJob.attempt > 0, AsyncJob.status_text.is_(None), AsyncJob.lease_owner.is_(None))
 
 
