@@ -9,7 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable
 
+import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import bindparam, create_engine, event, insert, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,7 +95,6 @@ def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_fac
     (not in autocommit). A lost connection is handled as SQLAlchemy handles one: the pool
     replaces it and every connection older than the failure. No SQLAlchemy statement events fire.
     """
-    import psycopg
 
     pooled = engine.raw_connection()
     try:
@@ -224,10 +226,6 @@ def fast_execute(session: Session, statement, params: dict):
     conn = session.connection()
     if conn.dialect.name != "postgresql":
         return conn.execute(statement, params)
-    import psycopg
-    from psycopg.rows import namedtuple_row
-    from sqlalchemy.exc import DBAPIError
-
     sql, defaults = driver_sql(statement, conn.dialect)
     values = {**defaults, **params} if defaults else params
     try:
