@@ -5,6 +5,7 @@ other statements, yet a change to them is seen by the next job.
 """
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import event
 
@@ -31,24 +32,29 @@ class InstantAgent:
 
 
 class Statements:
-    """Statements and commits on an engine while the block runs."""
+    """Statements sent by psycopg cursors (SQLAlchemy's and ``db.fast_execute``'s, which skips
+    SQLAlchemy's events) and commits on an engine while the block runs."""
 
     def __init__(self, engine):
         self.engine, self.statements, self.commits = engine, [], 0
-
-    def _statement(self, _conn, _cursor, statement, *_args):
-        self.statements.append(" ".join(statement.split()))
 
     def _commit(self, _conn):
         self.commits += 1
 
     def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._statement)
+        execute, seen = psycopg.Cursor.execute, self.statements
+
+        def counted(cursor, query, *args, **kwargs):
+            text = " ".join(str(query).split())
+            if text not in ("", ";"):  # the pool's ping of a connection idle for a while
+                seen.append(text)
+            return execute(cursor, query, *args, **kwargs)
+        self._execute, psycopg.Cursor.execute = execute, counted
         event.listen(self.engine, "commit", self._commit)
         return self
 
     def __exit__(self, *_exc):
-        event.remove(self.engine, "before_cursor_execute", self._statement)
+        psycopg.Cursor.execute = self._execute
         event.remove(self.engine, "commit", self._commit)
 
 
@@ -64,7 +70,7 @@ def test_an_instant_volume_job_is_two_transactions_of_thirteen_statements(db):
     with Statements(db.engine) as seen:
         assert runner.run(job_id) == "succeeded"
     assert seen.commits == 2, seen.statements
-    assert len(seen.statements) <= 13, "\n".join(seen.statements)
+    assert 10 <= len(seen.statements) <= 13, "\n".join(seen.statements)
     # the global values and the capability limit come inside other statements
     assert not any(s.startswith("SELECT configuration.") for s in seen.statements)
     assert not any(s.startswith("SELECT hypervisor_capabilities.") for s in seen.statements)
