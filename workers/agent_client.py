@@ -4,9 +4,9 @@ Connection errors, timeouts and 5xx answers become AgentUnreachable (try again l
 answer to a command we built is AgentProtocolError (a bug on our side). Every call is timed and
 its failures counted (``workers.metrics``).
 
-Each call is one HTTP/1.1 exchange on a new connection with ``http.client`` (the agent closes
-its connections after every answer, and requests' machinery cost the worker more CPU than the
-exchange itself). Agents are reached directly, never through ``HTTP(S)_PROXY``. With ``wait`` > 0,
+Each call is one HTTP/1.1 exchange with ``http.client`` (requests' machinery cost the worker more
+CPU than the exchange itself), on a connection kept per agent address while the agent keeps it
+open. Agents are reached directly, never through ``HTTP(S)_PROXY``. With ``wait`` > 0,
 posting and reading a command ask the agent to answer as soon as the command ends, or after
 ``wait`` seconds (``?wait=``, docs/agent-protocol.md): an instant migration is then finished in
 the answer to its POST, and the end of a long one is seen at once. An agent that does not know
@@ -36,27 +36,63 @@ def _target(url: str) -> tuple[type, str, int | None, str]:
     return kind, parts.hostname, parts.port, path
 
 
+# A kept connection the agent closed while it was idle fails the next request before the agent
+# reads it; such a request is sent once more on a new connection (every agent call is idempotent:
+# commands by their id, the rest reads or puts the same state again).
+_DROPPED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
 class AgentClient:
+    """One per thread (each runner has its own): it keeps one connection per agent address."""
+
     def __init__(self, timeout: float = 10.0, wait: float = 0.0):
         self.timeout = timeout
         self.wait = max(0.0, min(wait, timeout / 2))  # the agent's wait stays well inside our timeout
         self._waiting = f"?wait={self.wait:g}" if self.wait else ""
+        self._kept: dict[tuple, http.client.HTTPConnection] = {}
+
+    def close(self) -> None:
+        for conn in self._kept.values():
+            conn.close()
+        self._kept.clear()
+
+    def _exchange(self, target: tuple, method: str, path: str, payload: bytes | None, headers: dict):
+        """(status, body) of one request, on the kept connection to the agent if there is one."""
+        kind, host, port = target
+        conn = self._kept.pop(target, None)
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = kind(host, port, timeout=self.timeout)
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                response = conn.getresponse()
+                status, raw = response.status, response.read()
+            except _DROPPED:
+                conn.close()
+                if not reused:
+                    raise
+                conn, reused = None, False  # the agent had closed it while idle: a new one
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            if response.will_close:
+                conn.close()
+            else:
+                self._kept[target] = conn
+            return status, raw
 
     def _call(self, method: str, url: str, body: dict | None = None, missing_ok: bool = False):
         kind, host, port, path = _target(url)
         payload = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json", "Connection": "close"}
+        headers = {"Accept": "application/json"}
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        conn = kind(host, port, timeout=self.timeout)
         try:
-            conn.request(method, path, body=payload, headers=headers)
-            response = conn.getresponse()
-            status, raw = response.status, response.read()
+            status, raw = self._exchange((kind, host, port), method, path, payload, headers)
         except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, garbled
             raise AgentUnreachable(f"host agent at {url} did not answer: {exc!r}") from exc
-        finally:
-            conn.close()
         if status == 404 and missing_ok:
             return None
         if status >= 500:

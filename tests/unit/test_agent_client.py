@@ -18,6 +18,7 @@ class Agent(BaseHTTPRequestHandler):
     """Answers from ``server.answers[(method, path)]``: (status, body bytes); records requests."""
 
     def _answer(self):
+        self.server.connections.add(self.client_address)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.seen.append((self.command, self.path, dict(self.headers), body))
@@ -30,6 +31,8 @@ class Agent(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        if self.server.drop_after_answer:  # close without saying so, as an agent closing an idle one
+            self.close_connection = True
 
     do_GET = do_POST = _answer
 
@@ -37,13 +40,29 @@ class Agent(BaseHTTPRequestHandler):
         pass
 
 
+class KeepAliveAgent(Agent):
+    protocol_version = "HTTP/1.1"  # keeps connections open unless the client asks otherwise
+
+
+def serve(handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.seen, server.answers, server.connections, server.drop_after_answer = [], {}, set(), False
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def agent():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Agent)
-    server.daemon_threads = True
-    server.seen, server.answers = [], {}
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    server = serve(Agent)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def keepalive_agent():
+    server = serve(KeepAliveAgent)
     yield server
     server.shutdown()
     server.server_close()
@@ -102,3 +121,21 @@ def test_the_agent_is_reached_directly_even_with_a_proxy_in_the_environment(agen
 def test_characters_a_path_may_not_carry_are_escaped(agent):
     agent.answers[("GET", "/hosts/h1/vms/a%20vm")] = (200, b'{"name": "a vm"}')
     assert AgentClient(timeout=5).get_vm(base(agent), "a vm") == {"name": "a vm"}
+
+
+def test_an_agent_that_keeps_connections_open_is_called_on_one(keepalive_agent):
+    keepalive_agent.answers[("GET", "/hosts/h1/commands/c7")] = (200, b'{"id": "c7", "state": "running"}')
+    client = AgentClient(timeout=5, wait=0.1)
+    for _ in range(3):
+        assert client.get_command(base(keepalive_agent), "c7") == {"id": "c7", "state": "running"}
+    assert len(keepalive_agent.seen) == 3 and len(keepalive_agent.connections) == 1
+    client.close()
+
+
+def test_a_kept_connection_the_agent_closed_is_replaced_and_the_call_made_once_more(keepalive_agent):
+    keepalive_agent.answers[("POST", "/hosts/h1/commands")] = (200, b'{"id": "c8", "state": "succeeded"}')
+    keepalive_agent.drop_after_answer = True
+    client = AgentClient(timeout=5)
+    for _ in range(3):  # each call finds the connection of the one before closed
+        assert client.post_command(base(keepalive_agent), {"id": "c8"})["state"] == "succeeded"
+    assert len(keepalive_agent.seen) == 3 and len(keepalive_agent.connections) == 3
