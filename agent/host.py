@@ -96,8 +96,13 @@ class HostAgent(StorageMixin, VmsMixin):
         }
 
     def command(self, command_id: str, wait: float = 0.0) -> dict:
-        """The command's record; with ``wait`` > 0, once it is terminal or after ``wait`` seconds."""
-        record = self.commands.get(command_id) if wait <= 0 else self.commands.wait_terminal(command_id, wait)
+        """The command's record; with ``wait`` > 0, once it is terminal or after ``wait`` seconds.
+
+        It is on disk before it is returned (an answer about a command makes it durable)."""
+        if wait <= 0:
+            record = self.commands.get(command_id, durable=True)
+        else:
+            record = self.commands.wait_terminal(command_id, wait, durable=True)
         if record is None:
             raise NotFound(f"unknown command {command_id!r} on host {self.name!r}")
         return record
@@ -120,15 +125,18 @@ class HostAgent(StorageMixin, VmsMixin):
 
     # -- commands ------------------------------------------------------------------------------
 
-    def submit_command(self, body) -> tuple[dict, bool]:
-        """Accept a command (``True``) or return the existing one with that id (``False``)."""
+    def submit_command(self, body, wait: float = 0.0) -> tuple[dict, bool]:
+        """Accept a command (``True``) or return the existing one with that id (``False``).
+
+        With ``wait`` > 0 the record is returned once the command is terminal or after ``wait``
+        seconds. The record returned is on disk (see ``commands``: a command that ends within
+        the wait is written as ``running`` and as its end, never as ``accepted``)."""
         request = parse_command(body)
         with self._lock:
             if self._closed:
                 raise Unavailable(f"host agent {self.name!r} is shutting down")
-        existing = self.commands.get(request["id"])
-        if existing is not None:
-            return existing, False
+        if self.commands.get(request["id"]) is not None:
+            return self.command(request["id"], wait), False
         extra = {}
         if request["type"] == MIGRATE_VOLUME:
             for field in ("srcPool", "pool"):
@@ -162,7 +170,7 @@ class HostAgent(StorageMixin, VmsMixin):
             with self._lock:
                 if not ticket.admitted:
                     self._tickets[record["id"]] = ticket
-        return record, created
+        return self.command(record["id"], wait), created
 
     def abort_command(self, command_id: str, wait_seconds: float = ABORT_WAIT_SECONDS) -> dict:
         """Stop a non-terminal command and return its record (unchanged if already terminal)."""

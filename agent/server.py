@@ -136,10 +136,7 @@ def create_app(hosts: dict[str, HostAgent]) -> Flask:
     @app.post("/hosts/<name>/commands")
     def submit_command(name: str):
         wait = _wait()
-        agent = host(name)
-        record, created = agent.submit_command(_body())
-        if wait and record["state"] not in ("succeeded", "failed", "aborted"):
-            record = agent.command(record["id"], wait)
+        record, created = host(name).submit_command(_body(), wait)
         return jsonify(record), 202 if created else 200
 
     @app.get("/hosts/<name>/commands/<command_id>")
