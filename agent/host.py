@@ -170,6 +170,9 @@ class HostAgent(StorageMixin, VmsMixin):
             with self._lock:
                 if not ticket.admitted:
                     self._tickets[record["id"]] = ticket
+        if wait <= 0 and created:
+            self.commands.get(record["id"], durable=True)  # on disk (as accepted, or as it is now)
+            return record, created  # the new record, as the protocol says: accepted
         return self.command(record["id"], wait), created
 
     def abort_command(self, command_id: str, wait_seconds: float = ABORT_WAIT_SECONDS) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -183,3 +184,26 @@ def test_a_crash_at_any_step_of_a_migration_recovers_to_one_complete_copy_and_a_
     # Every kind of crash happened: before the first record, while running, after the end.
     assert outcomes[0] is None and "failed" in outcomes and outcomes[-1] == "succeeded"
     assert outcomes == sorted(outcomes, key=[None, "failed", "succeeded"].index)
+
+
+def test_a_post_without_wait_is_answered_accepted_and_the_command_is_on_disk_by_then(tmp_path, monkeypatch):
+    host = HostAgent("h1", tmp_path, zero_copy=True)
+    try:
+        src, dst = make_pool("src"), make_pool("dst")
+        vid, name, _ = given_a_volume(host, src)
+        body = migrate_body(vid, name, src, dst)
+        started = threading.Event()
+        real_start = host._start
+
+        def start_then_let_it_run(command_id, ticket):
+            real_start(command_id, ticket)
+            host.command(command_id, wait=5)  # it ends before the POST is answered
+            started.set()
+
+        monkeypatch.setattr(host, "_start", start_then_let_it_run)
+        record, created = host.submit_command(body)
+        assert started.is_set() and created
+        assert record["state"] == "accepted"  # the new record, as the protocol says
+        assert record_on_disk(tmp_path, body["id"])["state"] == "succeeded"
+    finally:
+        host.close()
