@@ -13,8 +13,9 @@ with ``durable=True``, which the HTTP answers use) or by its next state change, 
 first. Until then no file of the command was touched (a command starts by becoming ``running``,
 durably) and nobody knows the command, so a crash that loses it loses nothing: the client saw no
 answer and posts again. A command that starts before its POST is answered (an instant one,
-posted with ``?wait``) so skips one durable write. Progress is kept in memory and written to disk at most
-once a second; ``rate`` is measured over the last few seconds when the record is read.
+posted with ``?wait``) so skips one durable write. Progress is kept in memory and written to
+disk at most once a second; ``rate`` is measured over the last few seconds when the record is
+read.
 ``wait_terminal`` lets a reader wait (a bounded time) for a command to end, woken by the
 transition itself.
 """
