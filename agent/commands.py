@@ -7,14 +7,22 @@ the validated request that created it, so a restarted agent knows which files th
 touched, and a few internal marks (e.g. that a switch-over began). Each command is one JSON
 file ``<dir>/<id>.json`` (``{"record", "request", "internal"}``) written atomically. State
 changes are compare-and-set under one lock, so an abort and a finishing worker can never both
-win; each one is logged as one line. Progress is kept in memory and written to disk at most
-once a second; ``rate`` is measured over the last few seconds when the record is read.
+win; each one is logged as one line and written to disk before it returns. A new ``accepted``
+record is the exception: it is written when someone is told about it (``get``/``wait_terminal``
+with ``durable=True``, which the HTTP answers use) or by its next state change, whichever comes
+first. Until then no file of the command was touched (a command starts by becoming ``running``,
+durably) and nobody knows the command, so a crash that loses it loses nothing: the client saw no
+answer and posts again. A command that starts before its POST is answered (an instant one,
+posted with ``?wait``) so skips one durable write. Progress is kept in memory and written to
+disk at most once a second; ``rate`` is measured over the last few seconds when the record is
+read.
 ``wait_terminal`` lets a reader wait (a bounded time) for a command to end, woken by the
 transition itself.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -41,12 +49,14 @@ class CommandStore:
 
     def __init__(self, directory: Path, host: str = ""):
         self._dir = directory
+        self._path = str(directory) + os.sep
         self._host = host
         self._dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # notified on every state change
         self._entries: dict[str, dict] = {}
         self._persisted_at: dict[str, float] = {}
+        self._unsaved: set[str] = set()  # accepted, in memory only: not yet answered, not started
         self._samples: dict[str, deque] = {}  # command id -> (monotonic time, bytes moved)
         for stale in self._dir.glob(".*.tmp"):
             stale.unlink(missing_ok=True)  # a crash mid-write leaves only a temp file behind
@@ -59,11 +69,18 @@ class CommandStore:
                 self._entries[entry["record"]["id"]] = entry
 
     def _persist(self, command_id: str) -> None:
-        write_json_atomic(self._dir / f"{command_id}.json", self._entries[command_id])
+        write_json_atomic(self._path + command_id + ".json", self._entries[command_id])
         self._persisted_at[command_id] = time.monotonic()
+        self._unsaved.discard(command_id)
+
+    def _durable_view(self, command_id: str, durable: bool) -> dict:
+        if durable and command_id in self._unsaved:
+            self._persist(command_id)  # about to be told: from now on it must survive a crash
+        return self._view(command_id)
 
     def create(self, request: dict, **extra) -> tuple[dict, bool]:
-        """Record a new ``accepted`` command; if the id exists, return its record and ``False``."""
+        """Record a new ``accepted`` command (in memory until told or started, see the module
+        docstring); if the id exists, return its record and ``False``."""
         command_id = request["id"]
         with self._lock:
             if command_id in self._entries:
@@ -75,14 +92,15 @@ class CommandStore:
                 "error": None, "result": None, "created": now, "updated": now, **extra,
             }
             self._entries[command_id] = {"record": record, "request": dict(request), "internal": {}}
-            self._persist(command_id)
+            self._unsaved.add(command_id)
             log.info("host %s command %s %s accepted %s", self._host, command_id, request["type"], describe(request))
             return dict(record), True
 
-    def get(self, command_id: str) -> dict | None:
-        """A copy of the record, or ``None`` for an unknown id."""
+    def get(self, command_id: str, durable: bool = False) -> dict | None:
+        """A copy of the record, or ``None`` for an unknown id; ``durable``: written to disk first
+        if it is not yet (the caller is about to tell someone about it)."""
         with self._lock:
-            return self._view(command_id) if command_id in self._entries else None
+            return self._durable_view(command_id, durable) if command_id in self._entries else None
 
     def _view(self, command_id: str) -> dict:
         record = dict(self._entries[command_id]["record"])
@@ -109,9 +127,9 @@ class CommandStore:
         span = now - base[0]
         return int((samples[-1][1] - base[1]) / span) if span > 0 else 0
 
-    def wait_terminal(self, command_id: str, timeout: float) -> dict | None:
+    def wait_terminal(self, command_id: str, timeout: float, durable: bool = False) -> dict | None:
         """The record once the command is terminal, or after ``timeout`` seconds, whichever comes
-        first; ``None`` for an unknown id."""
+        first; ``None`` for an unknown id. ``durable`` as for ``get``."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while command_id in self._entries and self._entries[command_id]["record"]["state"] not in TERMINAL:
@@ -119,7 +137,7 @@ class CommandStore:
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            return self._view(command_id) if command_id in self._entries else None
+            return self._durable_view(command_id, durable) if command_id in self._entries else None
 
     def request(self, command_id: str) -> dict:
         """The validated request that created the command."""

@@ -26,6 +26,7 @@ from agent.commands import CommandStore
 from agent.errors import InvalidRequest, NotFound, Unavailable
 from agent.jobs import RESTARTED_ERROR, Control  # noqa: F401  (RESTARTED_ERROR: part of this module's API)
 from agent.registry import Registry
+from agent.runners import Runners
 from agent.slots import SlotTable, Ticket
 from agent.storage import StorageMixin
 from agent.validation import check_host_name, parse_guest, same_pool
@@ -75,7 +76,8 @@ class HostAgent(StorageMixin, VmsMixin):
         self._controls: dict[str, Control] = {}
         self._active_volumes: dict[str, str] = {}  # volume id -> running command id
         self._tickets: dict[str, Ticket] = {}
-        self._threads: set[threading.Thread] = set()
+        self._runners = Runners(name)
+        self._runs: set[threading.Event] = set()  # set when its command's run has ended
         self._closed = False
         self._recover()
         for vm in self.vms.all():
@@ -96,8 +98,13 @@ class HostAgent(StorageMixin, VmsMixin):
         }
 
     def command(self, command_id: str, wait: float = 0.0) -> dict:
-        """The command's record; with ``wait`` > 0, once it is terminal or after ``wait`` seconds."""
-        record = self.commands.get(command_id) if wait <= 0 else self.commands.wait_terminal(command_id, wait)
+        """The command's record; with ``wait`` > 0, once it is terminal or after ``wait`` seconds.
+
+        It is on disk before it is returned (an answer about a command makes it durable)."""
+        if wait <= 0:
+            record = self.commands.get(command_id, durable=True)
+        else:
+            record = self.commands.wait_terminal(command_id, wait, durable=True)
         if record is None:
             raise NotFound(f"unknown command {command_id!r} on host {self.name!r}")
         return record
@@ -120,15 +127,18 @@ class HostAgent(StorageMixin, VmsMixin):
 
     # -- commands ------------------------------------------------------------------------------
 
-    def submit_command(self, body) -> tuple[dict, bool]:
-        """Accept a command (``True``) or return the existing one with that id (``False``)."""
+    def submit_command(self, body, wait: float = 0.0) -> tuple[dict, bool]:
+        """Accept a command (``True``) or return the existing one with that id (``False``).
+
+        With ``wait`` > 0 the record is returned once the command is terminal or after ``wait``
+        seconds. The record returned is on disk (see ``commands``: a command that ends within
+        the wait is written as ``running`` and as its end, never as ``accepted``)."""
         request = parse_command(body)
         with self._lock:
             if self._closed:
                 raise Unavailable(f"host agent {self.name!r} is shutting down")
-        existing = self.commands.get(request["id"])
-        if existing is not None:
-            return existing, False
+        if self.commands.get(request["id"]) is not None:
+            return self.command(request["id"], wait), False
         extra = {}
         if request["type"] == MIGRATE_VOLUME:
             for field in ("srcPool", "pool"):
@@ -162,7 +172,10 @@ class HostAgent(StorageMixin, VmsMixin):
             with self._lock:
                 if not ticket.admitted:
                     self._tickets[record["id"]] = ticket
-        return record, created
+        if wait <= 0 and created:
+            self.commands.get(record["id"], durable=True)  # on disk (as accepted, or as it is now)
+            return record, created  # the new record, as the protocol says: accepted
+        return self.command(record["id"], wait), created
 
     def abort_command(self, command_id: str, wait_seconds: float = ABORT_WAIT_SECONDS) -> dict:
         """Stop a non-terminal command and return its record (unchanged if already terminal)."""
@@ -200,29 +213,34 @@ class HostAgent(StorageMixin, VmsMixin):
             for control in self._controls.values():
                 control.stopping = True
                 control.wake.set()
-            threads = list(self._threads)
+            runs = list(self._runs)
         self.slots.cancel_owned_by(self.name)
-        for thread in threads:
-            thread.join(timeout)
+        for done in runs:
+            done.wait(timeout)
+        self._runners.close()
         self.guest.stop()
         self.write_log.close()
 
-    # -- execution (one thread per admitted command) -------------------------------------------
+    # -- execution (a thread per admitted command, reused: ``runners``) --------------------------
 
     def _start(self, command_id: str, ticket: Ticket) -> None:
-        thread = threading.Thread(target=self._run, args=(command_id, ticket),
-                                  name=f"agent-{self.name}-{command_id}", daemon=True)
-        with self._lock:  # started under the lock, so close() never joins a thread not yet started
-            self._threads.add(thread)
-            thread.start()
+        done = threading.Event()
+        with self._lock:  # handed over under the lock, so close() never misses a run about to start
+            if not self._closed:
+                self._runs.add(done)
+                self._runners.run(lambda: self._run(command_id, ticket, done))
+                return
+        self.slots.release(ticket)  # closed: it never runs (it stays on disk for the next start)
 
-    def _run(self, command_id: str, ticket: Ticket) -> None:
+    def _run(self, command_id: str, ticket: Ticket, done: threading.Event) -> None:
+        threading.current_thread().name = f"agent-{self.name}-{command_id}"
         try:
             self._run_admitted(command_id)
         finally:
             self.slots.release(ticket)
             with self._lock:
-                self._threads.discard(threading.current_thread())
+                self._runs.discard(done)
+            done.set()
 
     def _run_admitted(self, command_id: str) -> None:
         with self._lock:

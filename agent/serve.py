@@ -17,10 +17,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 
 from agent.backends.simulated import DEFAULT_CHUNK_SIZE
 from agent.host import HostAgent
+from agent.keepalive import KeepAliveHandler, close_connections, track_connections
 from agent.server import create_app
 from agent.slots import SlotTable
 
@@ -51,8 +52,9 @@ def install_log_fields() -> None:
             handler.addFilter(AgentLogFields())
 
 
-class _RequestHandler(WSGIRequestHandler):
-    """Request lines go to the ``agent.http`` logger (not straight to stderr, no ANSI colours)."""
+class _RequestHandler(KeepAliveHandler):
+    """Request lines go to the ``agent.http`` logger (not straight to stderr, no ANSI colours);
+    connections are kept alive between requests (``keepalive``)."""
 
     def log_request(self, code="-", size="-") -> None:
         match = _PATH_FIELDS.match(getattr(self, "path", "") or "")
@@ -138,6 +140,7 @@ class AgentServer:
                     self.hosts[name].faults.add(fault)
             app = _with_metrics(create_app(self.hosts), self.hosts)
             self._server = make_server(bind, port, app, threaded=True, request_handler=_RequestHandler)
+            track_connections(self._server)
         except BaseException:
             for agent in self.hosts.values():
                 agent.close()
@@ -189,6 +192,7 @@ class AgentServer:
         if thread is not None:
             self._server.shutdown()
             thread.join()
+        close_connections(self._server)  # no client keeps talking to a stopped server
         self._server.server_close()
         for agent in self.hosts.values():
             agent.close()

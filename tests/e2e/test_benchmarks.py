@@ -71,3 +71,11 @@ def test_the_copy_benchmark_reports_the_agents_copy_rate_against_cp(tmp_path):
     report = run_bench("copy_rate.py", "--size-mib", "8", "--repeat", "1", "--dir", str(tmp_path))
     assert "results (medians of 1; 8 MiB)" in report
     assert "ratio to cp " in report and "target >= 0.9" in report
+
+
+def test_the_agent_cpu_benchmark_reports_cpu_per_command_for_each_tree(tmp_path):
+    report = run_bench("agent_cpu.py", "--n", "8", "--repeat", "1", "--warm-up", "4", "--clients", "2",
+                       "--hosts", "2", "--tree", f"a={ROOT}", "--tree", f"b={ROOT}", "--dir", str(tmp_path))
+    assert "round 1, a: agent cpu" in report and "round 1, b: agent cpu" in report
+    assert "results (medians of 1; N=8, 2 clients):" in report
+    assert "  a: agent cpu" in report and "ms per command" in report and "commands/s" in report
