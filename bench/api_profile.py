@@ -104,6 +104,34 @@ def measure(app, urls: list[str], counts: Counts, pg_pids: list[int], profiler=N
             "wall_ms": 1000 * wall / n, "per_request": {k: v / n for k, v in sorted(got.items())}}
 
 
+def new_profiler(kind: str):
+    """A profiler with ``start()``/``stop()``: cProfile timing CPU (not waits), pyinstrument
+    sampling every 0.5 ms; None for "none"."""
+    if kind == "cprofile":
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+        profiler.start, profiler.stop = profiler.enable, profiler.disable
+        return profiler
+    if kind == "pyinstrument":
+        import pyinstrument
+
+        return pyinstrument.Profiler(interval=0.0005)
+    return None
+
+
+def save_profile(profiler, kind: str, prefix: str) -> str:
+    """Write a profile made by ``new_profiler(kind)`` next to ``prefix``; its path."""
+    if kind == "cprofile":
+        path = f"{prefix}.pstats"
+        profiler.dump_stats(path)
+    else:
+        path = f"{prefix}.txt"
+        with open(path, "w") as fh:
+            fh.write(profiler.output_text(unicode=False, color=False, show_all=False))
+    return path
+
+
 def report(name: str, f: dict) -> None:
     per = ", ".join(f"{k} {v:g}" for k, v in f["per_request"].items())
     print(f"  {name:<7} {f['n']} requests {f['statuses']}: API CPU {f['cpu_ms']:.2f} ms, PostgreSQL CPU "
@@ -144,30 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                    for m in moves[20:]]
         jobs = [j for (j,) in services.sql("select uuid from async_jobs where status = 0 order by id desc")]
         polls = [url("queryAsyncJobResult", jobid=jobs[i % len(jobs)]) for i in range(args.requests)]
-        profilers = {}
-        for kind in ("submit", "poll"):
-            if args.profile == "cprofile":
-                import cProfile
-
-                profilers[kind] = cProfile.Profile(time.process_time)  # CPU, not waits
-                profilers[kind].start, profilers[kind].stop = profilers[kind].enable, profilers[kind].disable
-            elif args.profile == "pyinstrument":
-                import pyinstrument
-
-                profilers[kind] = pyinstrument.Profiler(interval=0.0005)
+        profilers = {kind: new_profiler(args.profile) for kind in ("submit", "poll") if args.profile != "none"}
         results = {"submit": measure(app, submits, counts, pg_pids, profilers.get("submit")),
                    "poll": measure(app, polls, counts, pg_pids, profilers.get("poll"))}
         for kind, figures in results.items():
             report(kind, figures)
         for kind, profiler in profilers.items():
-            if args.profile == "cprofile":
-                path = f"{args.out}-{kind}.pstats"
-                profiler.dump_stats(path)
-            else:
-                path = f"{args.out}-{kind}.txt"
-                with open(path, "w") as fh:
-                    fh.write(profiler.output_text(unicode=False, color=False, show_all=False))
-            print(f"  profile of {kind}: {path}")
+            print(f"  profile of {kind}: {save_profile(profiler, args.profile, f'{args.out}-{kind}')}")
         return 0
     finally:
         if db is not None:

@@ -25,7 +25,7 @@ from collections import Counter  # noqa: E402
 
 from bench import _common as c  # noqa: E402
 from bench import _stack  # noqa: E402
-from bench.api_profile import Counts  # noqa: E402
+from bench.api_profile import Counts, new_profiler, save_profile  # noqa: E402
 
 
 class InstantAgent:
@@ -75,16 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             assert runner.run(job_id) == "succeeded"
         measured = ids[20:]
         counts = Counts(runtime.db.engine)
-        profiler = None
-        if args.profile == "cprofile":
-            import cProfile
-
-            profiler = cProfile.Profile(time.process_time)
-            profiler.start, profiler.stop = profiler.enable, profiler.disable
-        elif args.profile == "pyinstrument":
-            import pyinstrument
-
-            profiler = pyinstrument.Profiler(interval=0.0005)
+        profiler = new_profiler(args.profile)
         pg_pids = _stack.postgres_pids(services)
         counts.take()
         pg0, cpu0, wall0 = _stack.cpu_seconds(pg_pids), time.process_time(), time.perf_counter()
@@ -101,14 +92,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{1000 * pg / n:.2f} ms, wall {1000 * wall / n:.2f} ms per job")
         print(f"  per job: {per}")
         if profiler is not None:
-            if args.profile == "cprofile":
-                path = f"{args.out}.pstats"
-                profiler.dump_stats(path)
-            else:
-                path = f"{args.out}.txt"
-                with open(path, "w") as fh:
-                    fh.write(profiler.output_text(unicode=False, color=False, show_all=False))
-            print(f"  profile: {path}")
+            print(f"  profile: {save_profile(profiler, args.profile, args.out)}")
         return 0 if set(outcomes) == {"succeeded"} else 1
     finally:
         if runtime is not None and runtime._db is not None:

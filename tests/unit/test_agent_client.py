@@ -52,20 +52,21 @@ def serve(handler):
     return server
 
 
-@pytest.fixture
-def agent():
-    server = serve(Agent)
+def running(handler):
+    server = serve(handler)
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def agent():
+    yield from running(Agent)
 
 
 @pytest.fixture
 def keepalive_agent():
-    server = serve(KeepAliveAgent)
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from running(KeepAliveAgent)
 
 
 def base(server) -> str:

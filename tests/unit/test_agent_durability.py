@@ -43,12 +43,17 @@ def given_a_volume(host: HostAgent, src: dict, size: int = 192 * KIB + 5) -> tup
     return vid, f"{vid}.vhdx", pool_file(host.root, src, f"{vid}.vhdx").read_bytes()
 
 
+def given_a_zero_copy_migration(root: Path) -> tuple[HostAgent, dict]:
+    """A zero-copy host agent with a volume on pool src, and the body of its move to pool dst."""
+    host = HostAgent("h1", root, zero_copy=True)
+    src, dst = make_pool("src"), make_pool("dst")
+    vid, name, _ = given_a_volume(host, src)
+    return host, migrate_body(vid, name, src, dst)
+
+
 def test_a_command_that_ends_before_its_answer_is_written_running_then_succeeded_never_accepted(tmp_path, monkeypatch):
-    host = HostAgent("h1", tmp_path, zero_copy=True)
+    host, body = given_a_zero_copy_migration(tmp_path)
     try:
-        src, dst = make_pool("src"), make_pool("dst")
-        vid, name, _ = given_a_volume(host, src)
-        body = migrate_body(vid, name, src, dst)
         written = []
         real_write = agent.persist.write_json_atomic
 
@@ -187,11 +192,8 @@ def test_a_crash_at_any_step_of_a_migration_recovers_to_one_complete_copy_and_a_
 
 
 def test_a_post_without_wait_is_answered_accepted_and_the_command_is_on_disk_by_then(tmp_path, monkeypatch):
-    host = HostAgent("h1", tmp_path, zero_copy=True)
+    host, body = given_a_zero_copy_migration(tmp_path)
     try:
-        src, dst = make_pool("src"), make_pool("dst")
-        vid, name, _ = given_a_volume(host, src)
-        body = migrate_body(vid, name, src, dst)
         started = threading.Event()
         real_start = host._start
 
