@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500, help="jobs to run (default 500)")
     parser.add_argument("--profile", choices=["none", "cprofile", "pyinstrument"], default="none")
-    parser.add_argument("--loglevel", default="WARNING", help="log level while measuring (WARNING, as the "
+    parser.add_argument("--loglevel", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level while measuring (WARNING, as the "
                         "benchmarks run their workers)")
     parser.add_argument("--out", default="/tmp/motion-runner-profile", help="profile output prefix")
     c.add_service_arguments(parser)

@@ -12,7 +12,7 @@ from typing import Callable
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import bindparam, create_engine, event, insert, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,7 +95,6 @@ def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_fac
     (not in autocommit). A lost connection is handled as SQLAlchemy handles one: the pool
     replaces it and every connection older than the failure. No SQLAlchemy statement events fire.
     """
-
     pooled = engine.raw_connection()
     try:
         driver = pooled.driver_connection
@@ -153,24 +152,6 @@ def with_defaults(table, values: dict) -> dict:
     return complete
 
 
-_PLAIN_SQL: dict = {}
-
-
-def plain_sql(statement, dialect) -> str:
-    """``statement``'s SQL for ``dialect``, compiled once, for ``driver_execute``. Its parameters
-    must be plain bound names that the caller passes (no literal values, no expanding ``IN``,
-    nothing for SQLAlchemy's type processing)."""
-    key = (statement, dialect.name)
-    sql = _PLAIN_SQL.get(key)
-    if sql is None:
-        compiled = statement.compile(dialect=dialect)
-        if any(p.value is not None or p.expanding or p.type._cached_bind_processor(dialect)
-               for p in compiled.binds.values()):
-            raise ValueError("plain_sql takes statements with plain parameters only")
-        sql = _PLAIN_SQL[key] = compiled.string
-    return sql
-
-
 _DRIVER_SQL: dict = {}
 
 
@@ -189,6 +170,16 @@ def driver_sql(statement, dialect) -> tuple[str, dict]:
     return found
 
 
+def plain_sql(statement, dialect) -> str:
+    """``statement``'s SQL for ``dialect``, compiled once (``driver_sql``), for
+    ``driver_execute``. Its parameters must be plain bound names that the caller passes (no
+    literal values, no expanding ``IN``, nothing for SQLAlchemy's type processing)."""
+    sql, defaults = driver_sql(statement, dialect)
+    if any(value is not None for value in defaults.values()):
+        raise ValueError("plain_sql takes statements with plain parameters only")
+    return sql
+
+
 class Rows:
     """A statement's answer as ``fast_execute`` gives it on PostgreSQL: the parts of SQLAlchemy's
     ``Result`` the hot paths use (rows with attribute access, ``rowcount``)."""
@@ -203,8 +194,6 @@ class Rows:
 
     def one(self):
         if len(self._rows) != 1:
-            from sqlalchemy.exc import MultipleResultsFound, NoResultFound
-
             raise (NoResultFound if not self._rows else MultipleResultsFound)(
                 f"expected one row, the statement returned {len(self._rows)}")
         return self._rows[0]
