@@ -1,7 +1,7 @@
 """Async job commands: queryAsyncJobResult, listAsyncJobs, and migrateVolume's intake."""
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy import and_, bindparam, case, false, func, literal_column, select
 
 from orchestrator import cancel, intake_pg, intake_rows, models as m, motion, responses, slots
 from orchestrator.errors import InvalidParameter, PermissionDenied
@@ -34,17 +34,24 @@ def _poll_query():
     """One statement for a poll: the job, its user's and account's UUIDs, and - while it is queued -
     its queue position, computed as ``slots.queue_position`` does (1 + the queued jobs submitted
     before it that use one of its hosts; a test compares the two). The status and phase are
-    literals, so that the count can use the partial indexes of queued jobs by host (migration
-    0009) in a prepared statement's generic plan too."""
+    literals, so that the count can use the partial indexes of queued jobs by host (migrations
+    0009 and 0011) in a prepared statement's generic plan too. The count is two: the jobs from
+    one of its hosts, then the VM moves to one of its hosts from elsewhere, each on its own index
+    (an OR of the two would read the table's rows for both, and an index-only scan can skip
+    them where the visibility map allows)."""
     job, user, account = m.AsyncJob.__table__, m.User.__table__, m.Account.__table__
-    older = job.alias("older")
     hosts = [job.c.host_id, job.c.dest_host_id]
     pending, queued = literal_column(str(int(JobStatus.PENDING))), literal_column(f"'{JobPhase.QUEUED}'")
-    ahead = (select(func.count()).select_from(older)
-             .where(older.c.status == pending, older.c.phase == queued,
-                    older.c.id < job.c.id, or_(older.c.host_id.in_(hosts), older.c.dest_host_id.in_(hosts)))
-             .scalar_subquery())
-    position = case((and_(job.c.status == pending, job.c.phase == queued), ahead + literal_column("1")), else_=None)
+
+    def ahead(older, *where):
+        return (select(func.count()).select_from(older)
+                .where(older.c.status == pending, older.c.phase == queued, older.c.id < job.c.id, *where)
+                .scalar_subquery())
+    by_source, by_dest = job.alias("older"), job.alias("older_vm")
+    position = case((and_(job.c.status == pending, job.c.phase == queued),
+                     literal_column("1") + ahead(by_source, by_source.c.host_id.in_(hosts))
+                     + ahead(by_dest, by_dest.c.dest_host_id.in_(hosts),
+                             ~func.coalesce(by_dest.c.host_id.in_(hosts), false()))), else_=None)
     shown = [job.c[name] for name in POLL_COLUMNS]
     return (select(*shown, user.c.uuid.label("user_uuid"), account.c.uuid.label("account_uuid"),
                    position.label("queue_position"))

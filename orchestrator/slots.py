@@ -256,6 +256,8 @@ def queue_position(s: Session, job: AsyncJob) -> int:
     hosts = job_hosts(job)
     if not hosts:
         return 1
-    return 1 + s.scalar(select(func.count()).select_from(AsyncJob).where(
-        AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, AsyncJob.id < job.id,
-        or_(*[_uses_host(h) for h in hosts])))
+    queued = (AsyncJob.status == JobStatus.PENDING, AsyncJob.phase == JobPhase.QUEUED, AsyncJob.id < job.id)
+    from_hosts = select(func.count()).select_from(AsyncJob).where(*queued, AsyncJob.host_id.in_(hosts))
+    to_hosts = select(func.count()).select_from(AsyncJob).where(  # VM moves to them from elsewhere
+        *queued, AsyncJob.dest_host_id.in_(hosts), or_(AsyncJob.host_id.is_(None), AsyncJob.host_id.not_in(hosts)))
+    return 1 + s.scalar(select(from_hosts.scalar_subquery() + to_hosts.scalar_subquery()))
