@@ -28,6 +28,7 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import resource  # noqa: E402
 
 from bench import _common as c  # noqa: E402
 from bench import _load, _stack  # noqa: E402
@@ -49,12 +50,33 @@ def analyze(services: c.Services) -> None:
     autovacuum does this in production; on a server that runs with it off (as the shared one of
     docs/benchmarks.md does), the planner would otherwise plan every poll for the empty table of
     the run's start."""
-    services.sql("analyze async_jobs")
+    services.sql("vacuum analyze async_jobs")
+
+
+def measured(services: c.Services, api_pids: list[int], load) -> dict:
+    """``load()``'s figures, plus the CPU milliseconds per request it cost: the API's processes
+    (gunicorn's master and workers), the PostgreSQL backends of the run's database, the load
+    generator (this process's children) and the whole local Redis server."""
+    pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_pids(services)}
+    api0, redis = _stack.cpu_seconds(api_pids), _stack.redis_pids()
+    redis0, kids0 = _stack.cpu_seconds(redis), resource.getrusage(resource.RUSAGE_CHILDREN)
+    f = load()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {"api": _stack.cpu_seconds(api_pids) - api0,
+           "postgres": sum(_stack.cpu_seconds([pid]) - pg0.get(pid, 0.0) for pid in _stack.postgres_pids(services)),
+           "load": kids.ru_utime + kids.ru_stime - kids0.ru_utime - kids0.ru_stime,
+           "redis": _stack.cpu_seconds(redis) - redis0}
+    n = max(1, f["requests"])
+    return {**f, **{f"cpu_{k}": 1000 * v / n for k, v in cpu.items()}}
+
+
+CPU_PARTS = ("api", "postgres", "load", "redis")
 
 
 def line(name: str, f: dict) -> str:
+    cpu = " + ".join(f"{k} {f['cpu_' + k]:.2f}" for k in CPU_PARTS if "cpu_" + k in f)
     return (f"{name} {f['rps']:7.1f} req/s  p50 {f['p50_ms']:7.1f} ms  p99 {f['p99_ms']:7.1f} ms  "
-            f"errors {f['errors']}")
+            f"errors {f['errors']}" + (f"  cpu ms/req: {cpu}" if cpu else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         floor_url = c.start_api(stack.procs, c.floor_env(services), c.free_port(), workers=2,
                                 app="api_floor:app", cwd=c.floor_dir(), name="api_floor")
         api_url = stack.api_url
-        load = lambda url, paths: _load.run(url, paths, args.duration, args.connections, args.client)  # noqa
+        api_pids = {floor_url: [stack.procs.procs["api_floor"].pid], api_url: [stack.procs.procs["api"].pid]}
+        load = lambda url, paths: measured(services, api_pids[url], lambda: _load.run(  # noqa: E731
+            url, paths, args.duration, args.connections, args.client))
         floor_submit, floor_poll = ["/client/api?command=migrateVolume"], ["/hello"]
         rows = {k: [] for k in ("submit", "submit_floor", "poll", "poll_floor")}
         for r in range(args.repeat):
@@ -105,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             if rows["submit"][-1]["errors"]:
                 print(f"    note: {rows['submit'][-1]['errors']} submissions failed; if the API took more than "
                       f"{len(submits)} in {args.duration:.0f} s, raise --volumes", flush=True)
-        med = {k: {f: c.median([x[f] for x in v]) for f in ("rps", "p50_ms", "p99_ms", "errors")}
-               for k, v in rows.items()}
+        figures = ("rps", "p50_ms", "p99_ms", "errors", *(f"cpu_{k}" for k in CPU_PARTS))
+        med = {k: {f: c.median([x[f] for x in v]) for f in figures} for k, v in rows.items()}
         print(f"results (medians of {args.repeat}; {args.connections} clients, gunicorn -w 2):")
         for kind in ("submit", "poll"):
             ours, floor = med[kind], med[f"{kind}_floor"]
