@@ -46,10 +46,12 @@ def reset(services: c.Services) -> None:
 
 
 def analyze(services: c.Services) -> None:
-    """Statistics of the jobs the submissions just made, before the polls read them. PostgreSQL's
-    autovacuum does this in production; on a server that runs with it off (as the shared one of
-    docs/benchmarks.md does), the planner would otherwise plan every poll for the empty table of
-    the run's start."""
+    """What PostgreSQL's autovacuum does once the submissions' inserts and stamps cross its
+    thresholds (a few thousand rows here, so within its next round, a minute at most): statistics
+    of the new jobs, and their pages marked all-visible. On a server that runs with autovacuum off
+    (as the shared one of docs/benchmarks.md does), the planner would otherwise plan every poll
+    for the empty table of the run's start, and a queued job's position would read the table's
+    page of every job ahead of it (docs/benchmarks.md, section 2, says what that costs)."""
     services.sql("vacuum analyze async_jobs")
 
 
