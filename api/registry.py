@@ -1,7 +1,6 @@
 """The command table: name -> handler, who may call it, and the request context handlers get."""
 from __future__ import annotations
 
-from collections import namedtuple
 from dataclasses import dataclass
 from typing import Callable
 
@@ -10,8 +9,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from orchestrator.config import Settings
-from orchestrator.db import Database, UnitOfWork, driver_execute, plain_sql
+from orchestrator.db import Database, UnitOfWork
 from orchestrator.motion import Caller
+from orchestrator.prepared import PreparedRead
 
 from .params import Params
 
@@ -44,31 +44,22 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
-_COMPILED: dict = {}
-
-
-def _compiled(statement, dialect) -> tuple[str, Callable]:
-    """``statement``'s SQL for ``dialect`` (``db.plain_sql``), and a psycopg row factory making
-    named tuples of its columns (psycopg's ``namedtuple_row`` builds the cursor's column
-    descriptions for every result to learn the names)."""
-    key = (statement, dialect.name)
-    found = _COMPILED.get(key)
-    if found is None:
-        row = namedtuple("Row", list(statement.selected_columns.keys()))
-        found = _COMPILED[key] = (plain_sql(statement, dialect), lambda _cursor: row._make)
-    return found
+_PREPARED: dict = {}
 
 
 def read_fast(db: Database, statement, params: dict, reads: Engine | None = None) -> list:
-    """``Context.read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs on
-    a pooled connection's psycopg cursor (``db.driver_execute``), skipping SQLAlchemy's execution
-    and result layers; rows have the statement's column names as attributes."""
+    """``Context.read`` for the hottest reads: on PostgreSQL the statement, compiled once, runs as
+    a libpq prepared statement on a pooled connection (``orchestrator.prepared``), skipping
+    SQLAlchemy's and psycopg's execution and result layers; rows have the statement's column
+    names as attributes."""
     engine = db.engine
     if engine.dialect.name != "postgresql":
         with (reads or reader(db)).connect() as conn:
             return conn.execute(statement, params).all()
-    sql, rows = _compiled(statement, engine.dialect)
-    return driver_execute(engine, sql, params, rows)
+    read = _PREPARED.get(statement)
+    if read is None:
+        read = _PREPARED[statement] = PreparedRead(statement, engine.dialect)
+    return read.run(engine, params)
 
 
 def reader(db: Database) -> Engine:

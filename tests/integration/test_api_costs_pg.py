@@ -14,6 +14,7 @@ from sqlalchemy import event, select, text
 from api import auth
 from api.app import PING_IDLE_SECONDS
 from orchestrator import models, slots
+from orchestrator.prepared import PreparedRead
 from orchestrator.states import JobPhase
 from tests.helpers import admin_caller, ids
 from tests.integration.test_security_auth_pg import assert_envelope, make_env
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.postgres
 
 class Statements:
     """Statements sent by psycopg cursors (SQLAlchemy's and those the API runs on the driver
-    directly, ``Context.read_fast``) and commits on an engine while the block runs."""
+    directly) and as libpq prepared statements (``Context.read_fast``: each PREPARE and each
+    execution counts), and commits on an engine while the block runs."""
 
     def __init__(self, engine):
         self.engine, self.statements, self.commits = engine, [], 0
@@ -39,11 +41,23 @@ class Statements:
             seen.append(query if isinstance(query, str) else str(query))
             return original(cursor, query, *args, **kwargs)
         psycopg.Cursor.execute = execute
+        self._prepared = (PreparedRead._prepare, PreparedRead._exec)
+        prepare, run = self._prepared
+
+        def counted_prepare(read, pgconn):
+            seen.append("PREPARE " + read.sql.decode())
+            return prepare(read, pgconn)
+
+        def counted_exec(read, pgconn, values):
+            seen.append(read.sql.decode())
+            return run(read, pgconn, values)
+        PreparedRead._prepare, PreparedRead._exec = counted_prepare, counted_exec
         event.listen(self.engine, "commit", self._commit)
         return self
 
     def __exit__(self, *_exc):
         psycopg.Cursor.execute = self._original
+        PreparedRead._prepare, PreparedRead._exec = self._prepared
         event.remove(self.engine, "commit", self._commit)
 
 
