@@ -5,8 +5,10 @@ connection, under a name of its own, and runs it with libpq's ``PQexecPrepared``
 connection's ``pgconn``: no cursor, no query conversion, no result machinery. Under a poll load
 those layers of psycopg cost about as much CPU as the rest of the poll (docs/benchmarks.md,
 section 2). The values come back as text and are converted by the statement's column types, as
-psycopg would (integers, floats, timestamps without time zone, booleans, strings); a statement
-with a column of another type is refused when it is built.
+psycopg would (integers, floats, timestamps without time zone, booleans, strings in the
+connection's encoding); a statement with a column of another type is refused when it is built.
+A connection whose ``DateStyle`` does not write ISO dates is set to (``SET DateStyle TO ISO``,
+which keeps its day/month order for input) before the first statement is prepared on it.
 
 The statement runs outside any transaction (one statement sees one snapshot by itself), leaving
 the connection idle as it was lent. A lost connection is handled as ``db.driver_execute`` handles
@@ -31,8 +33,6 @@ from .db import plain_sql
 UNDEFINED_STATEMENT = "26000"  # invalid_sql_statement_name: not prepared on this connection
 
 
-def _text(value: bytes) -> str:
-    return value.decode("utf-8")
 
 
 def _boolean(value: bytes) -> bool:
@@ -52,7 +52,8 @@ def _float(value: bytes) -> float:
 
 
 def converter(column_type):
-    """The function making a column's Python value from its text (``DateStyle`` ISO, UTF-8)."""
+    """The function making a column's Python value from its text (``DateStyle`` ISO); ``str``
+    stands for text, which ``PreparedRead.converters`` decodes in the connection's encoding."""
     if isinstance(column_type, sqltypes.Boolean):
         return _boolean
     if isinstance(column_type, sqltypes.Integer):
@@ -61,8 +62,8 @@ def converter(column_type):
         return _float
     if isinstance(column_type, sqltypes.DateTime) and not column_type.timezone:
         return _timestamp
-    if isinstance(column_type, sqltypes.String):  # Text too
-        return _text
+    if isinstance(column_type, sqltypes.String):  # Text too: decoded in the connection's encoding
+        return str
     raise ValueError(f"PreparedRead: no conversion for a column of type {column_type!r}")
 
 
@@ -82,16 +83,27 @@ class PreparedRead:
         self.sql = re.sub(r"%%|%\((\w+)\)s", placeholder, sql).encode("utf-8")
         self.name = b"motion_" + hashlib.sha1(self.sql).hexdigest()[:16].encode("ascii")
         columns = list(statement.selected_columns)
-        self.converters = [converter(column.type) for column in columns]
+        self.kinds = [converter(column.type) for column in columns]
         self.row = namedtuple("Row", [column.key for column in columns])._make
+        self._converters: dict[str, list] = {}
+
+    def converters(self, encoding: str) -> list:
+        """The column converters for a connection's encoding (``str``: text in that encoding)."""
+        found = self._converters.get(encoding)
+        if found is None:
+            text = bytes.decode if encoding == "utf-8" else (lambda value: value.decode(encoding))
+            found = self._converters[encoding] = [text if kind is str else kind for kind in self.kinds]
+        return found
 
     def run(self, engine: Engine, params: dict) -> list:
         """The rows, as named tuples of the statement's column names."""
         pooled = engine.raw_connection()
         try:
             pgconn = pooled.driver_connection.pgconn
-            values = [None if params[n] is None else str(params[n]).encode("utf-8") for n in self.names]
-            prepared = pooled.info.setdefault("motion_prepared", set())
+            prepared = pooled.info.get("motion_prepared")
+            if prepared is None:  # a connection not used here before
+                prepared = _first_use(pooled)
+            values = [None if params[n] is None else str(params[n]).encode(prepared.encoding) for n in self.names]
             if self.name not in prepared:
                 self._prepare(pgconn)
                 prepared.add(self.name)
@@ -101,7 +113,7 @@ class PreparedRead:
                 self._prepare(pgconn)  # deallocated meanwhile (psycopg does so after a rollback)
                 result = self._exec(pgconn, values)
             _check(result, pgconn, pq.ExecStatus.TUPLES_OK)
-            convert, make = self.converters, self.row
+            convert, make = self.converters(prepared.encoding), self.row
             return [make([None if (value := result.get_value(r, c)) is None else convert[c](value)
                           for c in range(len(convert))]) for r in range(result.ntuples)]
         except psycopg.OperationalError as exc:
@@ -118,6 +130,20 @@ class PreparedRead:
 
     def _exec(self, pgconn, values: list):
         return pgconn.exec_prepared(self.name, values)
+
+
+class _Prepared(set):
+    """The names prepared on one connection, and its client encoding (a Python codec name)."""
+    encoding = "utf-8"
+
+
+def _first_use(pooled) -> _Prepared:
+    driver = pooled.driver_connection
+    if not (driver.pgconn.parameter_status(b"DateStyle") or b"ISO").startswith(b"ISO"):
+        _check(driver.pgconn.exec_(b"SET DateStyle TO ISO"), driver.pgconn, pq.ExecStatus.COMMAND_OK)
+    prepared = pooled.info["motion_prepared"] = _Prepared()
+    prepared.encoding = driver.info.encoding
+    return prepared
 
 
 def _check(result, pgconn, expected) -> None:

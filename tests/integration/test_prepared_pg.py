@@ -101,3 +101,19 @@ def test_a_column_without_a_known_conversion_is_refused():
 
     with pytest.raises(ValueError, match="no conversion"):
         PreparedRead(select(literal_column("1").label("one")), postgresql.dialect())
+
+
+@pytest.mark.parametrize("options", [{"options": "-c DateStyle=SQL,DMY"}, {"client_encoding": "latin1"}],
+                         ids=["dates-written-sql-dmy", "latin1"])
+def test_another_date_style_or_encoding_reads_the_same(db, pg_url, options):
+    first, second = add_jobs(db)
+    params = {"first": first, "second": second}
+    with db.engine.connect() as conn:
+        expected = [tuple(row) for row in conn.execute(COLUMNS, params).all()]
+    engine = make_engine(pg_url, connect_args=options, pool_size=1, max_overflow=0)
+    try:
+        assert PreparedRead(COLUMNS, engine.dialect).run(engine, params) == expected
+        with engine.connect() as conn:  # dates written as ISO now; the day/month order for input kept
+            assert conn.execute(text("SHOW DateStyle")).scalar() == ("ISO, DMY" if "options" in options else "ISO, MDY")
+    finally:
+        engine.dispose()
