@@ -6,6 +6,7 @@ change goes through ``cas``: one conditional UPDATE whose row count says who won
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Callable
 
@@ -95,8 +96,7 @@ def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_fac
     (not in autocommit). A lost connection is handled as SQLAlchemy handles one: the pool
     replaces it and every connection older than the failure. No SQLAlchemy statement events fire.
     """
-    pooled = engine.raw_connection()
-    try:
+    with lent(engine) as pooled:
         driver = pooled.driver_connection
         driver.autocommit = True  # one statement: no BEGIN and ROLLBACK/COMMIT round trips
         try:
@@ -107,6 +107,17 @@ def driver_execute(engine: Engine, sql: str, params: dict | None = None, row_fac
         finally:
             if not driver.closed:
                 driver.autocommit = False
+
+
+@contextmanager
+def lent(engine: Engine):
+    """A pooled connection for statements run on the driver (``driver_execute``,
+    ``prepared.PreparedRead``), given back afterwards. A lost connection is handled as SQLAlchemy
+    handles one: the pool replaces it and every connection older than the failure; the error is
+    raised."""
+    pooled = engine.raw_connection()
+    try:
+        yield pooled
     except psycopg.OperationalError as exc:
         if engine.dialect.is_disconnect(exc, pooled, None):
             engine.pool._invalidate(pooled, exc)  # what a SQLAlchemy Connection does on a disconnect

@@ -11,10 +11,10 @@ A connection whose ``DateStyle`` does not write ISO dates is set to (``SET DateS
 which keeps its day/month order for input) before the first statement is prepared on it.
 
 The statement runs outside any transaction (one statement sees one snapshot by itself), leaving
-the connection idle as it was lent. A lost connection is handled as ``db.driver_execute`` handles
-one: the pool replaces it and every older one, and the error is raised. A statement the server
-no longer knows (psycopg deallocates all prepared statements when it rolls a connection back) is
-prepared again, once.
+the connection idle as it was lent. A lost connection is handled as for ``db.driver_execute``
+(``db.lent``): the pool replaces it and every older one, and the error is raised. A statement
+the server no longer knows (psycopg deallocates all prepared statements when it rolls a
+connection back) is prepared again, once.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from psycopg import pq
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Engine
 
-from .db import plain_sql
+from .db import lent, plain_sql
 
 UNDEFINED_STATEMENT = "26000"  # invalid_sql_statement_name: not prepared on this connection
 
@@ -97,8 +97,7 @@ class PreparedRead:
 
     def run(self, engine: Engine, params: dict) -> list:
         """The rows, as named tuples of the statement's column names."""
-        pooled = engine.raw_connection()
-        try:
+        with lent(engine) as pooled:
             pgconn = pooled.driver_connection.pgconn
             prepared = pooled.info.get("motion_prepared")
             if prepared is None:  # a connection not used here before
@@ -116,14 +115,6 @@ class PreparedRead:
             convert, make = self.converters(prepared.encoding), self.row
             return [make([None if (value := result.get_value(r, c)) is None else convert[c](value)
                           for c in range(len(convert))]) for r in range(result.ntuples)]
-        except psycopg.OperationalError as exc:
-            if engine.dialect.is_disconnect(exc, pooled, None):
-                engine.pool._invalidate(pooled, exc)  # what a SQLAlchemy Connection does on a disconnect
-            else:
-                pooled.invalidate(exc)
-            raise
-        finally:
-            pooled.close()
 
     def _prepare(self, pgconn) -> None:
         _check(pgconn.prepare(self.name, self.sql), pgconn, pq.ExecStatus.COMMAND_OK)
