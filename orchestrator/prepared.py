@@ -33,8 +33,6 @@ from .db import lent, plain_sql
 UNDEFINED_STATEMENT = "26000"  # invalid_sql_statement_name: not prepared on this connection
 
 
-
-
 def _boolean(value: bytes) -> bool:
     return value == b"t"
 
@@ -43,23 +41,15 @@ def _timestamp(value: bytes) -> datetime:
     return datetime.fromisoformat(value.decode("ascii"))
 
 
-def _integer(value: bytes) -> int:
-    return int(value)
-
-
-def _float(value: bytes) -> float:
-    return float(value)
-
-
 def converter(column_type):
     """The function making a column's Python value from its text (``DateStyle`` ISO); ``str``
     stands for text, which ``PreparedRead.converters`` decodes in the connection's encoding."""
     if isinstance(column_type, sqltypes.Boolean):
         return _boolean
     if isinstance(column_type, sqltypes.Integer):
-        return _integer
+        return int  # int(b"42") and float(b"1.5") read ASCII digits as they are
     if isinstance(column_type, sqltypes.Float):
-        return _float
+        return float
     if isinstance(column_type, sqltypes.DateTime) and not column_type.timezone:
         return _timestamp
     if isinstance(column_type, sqltypes.String):  # Text too: decoded in the connection's encoding
