@@ -7,11 +7,11 @@ says where to resume. No transaction is held across an agent call. A job that ca
 slots stays ``queued`` (nothing sent to the agent) with its lease released; it is woken when a
 slot of its hosts frees (see ``orchestrator.slots``).
 
-A job costs two transactions when its command ends quickly: one claims, loads, admits and records
-the dispatch (the hosts' rows are locked before the job's row, the order every writer of both
-follows); one records the outcome, frees the slot and picks the refused jobs to wake - 13
-statements for a volume job (``tests/integration/test_runner_costs_pg.py``), the hot ones built
-once and run on the session's connection. Watching
+A job costs two transactions when its command ends quickly: one loads, admits, and claims and
+records the dispatch in one UPDATE (the hosts' rows are locked before the job's row, the order
+every writer of both follows); one records the outcome, frees the slot and picks the refused jobs
+to wake - 12 statements for a volume job (``tests/integration/test_runner_costs_pg.py``), the hot
+ones built once and run on the session's connection. Watching
 in between heartbeats at most once a poll interval; the first looks at the agent come quickly
 (10 ms, 50 ms) and a look is aimed at the agent's ETA, and an agent call that itself waited
 for the command (the agent's ``?wait=``, docs/agent-protocol.md) counts as part of the pause.
@@ -47,6 +47,13 @@ CLAIM = (update(AsyncJob)
                 or_(AsyncJob.lease_owner.is_(None), AsyncJob.lease_expires_at < bindparam("now")))
          .values(lease_owner=bindparam("me"), attempt=AsyncJob.attempt + 1, lease_expires_at=bindparam("until")))
 CLAIM_RETURNING = CLAIM.returning(AsyncJob.phase, AsyncJob.deadline_at)
+# The claim and the dispatch of a queued job that admission lets go, in one UPDATE: a second
+# UPDATE of the row the claim wrote in the same transaction would also make PostgreSQL check the
+# job's foreign keys again (the row is its transaction's own). Nothing matches when the job is no
+# longer queued or someone holds a live lease; the plain claim then decides.
+CLAIM_DISPATCH = (CLAIM.where(AsyncJob.phase == JobPhase.QUEUED)
+                  .values(phase=JobPhase.DISPATCHED, dispatched_at=bindparam("now"), status_text=None,
+                          deadline_at=bindparam("deadline")))
 
 
 class AgentPort(Protocol):
@@ -151,7 +158,10 @@ class Runner:
 
     def _begin(self, job_id: int) -> Plan | str:
         """One transaction: claim, load, and for a queued job admit and record the dispatch (or
-        the refusal, which releases the lease). Returns the plan to watch, or what happened."""
+        the refusal, which releases the lease). Returns the plan to watch, or what happened.
+
+        A queued job's hosts are locked and its admission looked at before the claim; a job
+        admission lets go is claimed and dispatched by one UPDATE (``CLAIM_DISPATCH``)."""
         woken: list[int] = []
         with self.db.uow() as uow:
             s = uow.session
@@ -163,11 +173,18 @@ class Runner:
             plan = load_plan(s, job, self.settings, loaded)
             if plan is None:
                 return "skipped"
-            hosts = None
+            hosts = admission = None
             if job.phase == JobPhase.QUEUED:
                 # the hosts' rows before the job's row: a finishing job locks them, then wakes
                 # refused jobs (their rows); the other order could deadlock with it
                 hosts = slots.lock(s, plan.host_ids, plan.pool_ids)
+                admission = self._admission(s, job, plan, hosts)
+                if admission[0] is None and self._claim_dispatch(s, plan):
+                    with logcontext.bound(**plan.log_fields):
+                        woken = self._dispatched(s, plan, hosts, admission[1])
+                    uow.commit()
+                    self._publish(woken)
+                    return plan
             claimed = fast_execute(s, CLAIM_RETURNING, self._claim_params(job_id)).first()
             if claimed is None:
                 return "skipped"
@@ -177,7 +194,7 @@ class Runner:
                     if hosts is None:  # it was dispatched when loaded, queued now: cannot happen
                         return "skipped"
                     try:
-                        dispatched, woken = self._admit_in(s, job, plan, hosts)
+                        dispatched, woken = self._admit_in(s, job, plan, hosts, admission)
                     except ConcurrentOperation:
                         return "skipped"
                     if not dispatched:
@@ -186,6 +203,16 @@ class Runner:
                 uow.commit()
         self._publish(woken)
         return plan
+
+    def _claim_dispatch(self, s, plan: Plan) -> bool:
+        """Claim the queued job and record its dispatch in one statement (``CLAIM_DISPATCH``);
+        False when it is no longer queued or someone holds a live lease on it."""
+        params = self._claim_params(plan.job_id)
+        params["deadline"] = params["now"] + timedelta(seconds=2 * plan.wait)
+        if fast_execute(s, CLAIM_DISPATCH, params).rowcount != 1:
+            return False
+        plan.phase, plan.deadline_at = JobPhase.DISPATCHED, params["deadline"]
+        return True
 
     def _load(self, job_id: int) -> Plan | None:
         with self.db.uow() as uow:
@@ -208,13 +235,18 @@ class Runner:
         self._publish(woken)
         return dispatched
 
-    def _admit_in(self, s, job: AsyncJob, plan: Plan, hosts: list[Host] | None = None) -> tuple[bool, list[int]]:
-        """Take the slots or refuse, inside the caller's transaction. The agent deadline
-        (wait x 2) starts now, not at submission. Dispatching with a slot of a host still free
-        wakes the next refused job of that host: it may have been refused only because this
-        (older) job was being admitted at the same time."""
-        refused: set[int] = set()  # hosts that refused jobs wait for, seen under their locks
-        waiting = slots.admit(s, job, plan.pool_ids, hosts, refused)
+    def _admission(self, s, job: AsyncJob, plan: Plan, hosts: list | None = None) -> tuple[str | None, set[int]]:
+        """Why the job must wait (None: it may go now), and the hosts that refused jobs wait for,
+        seen under the hosts' locks (only those need ``wake_refused`` after a dispatch)."""
+        refused: set[int] = set()
+        return slots.admit(s, job, plan.pool_ids, hosts, refused), refused
+
+    def _admit_in(self, s, job: AsyncJob, plan: Plan, hosts: list[Host] | None = None,
+                  admission: tuple[str | None, set[int]] | None = None) -> tuple[bool, list[int]]:
+        """Take the slots or refuse, inside the caller's transaction, for a job whose lease we
+        hold (``admission``: what ``_admission`` said under the same locks, else looked at now).
+        The agent deadline (wait x 2) starts now, not at submission."""
+        waiting, refused = admission if admission is not None else self._admission(s, job, plan, hosts)
         if waiting:
             log.info("job %s queued: %s", plan.job_uuid, waiting)
             slots.refuse(s, plan.job_id, self.me, waiting)
@@ -228,14 +260,20 @@ class Runner:
         except ConcurrentOperation:  # our lease ran out while admission waited on a lock
             log.info("job %s: lease lost while taking slots; its new owner goes on", plan.job_uuid)
             raise
+        plan.phase, plan.deadline_at = JobPhase.DISPATCHED, deadline
+        return True, self._dispatched(s, plan, hosts, refused)
+
+    def _dispatched(self, s, plan: Plan, hosts: list | None, refused: set[int]) -> list[int]:
+        """After the dispatch is written: its event, and the refused jobs of its hosts to wake.
+        Dispatching with a slot of a host still free wakes the next refused job of that host: it
+        may have been refused only because this (older) job was being admitted at the same time."""
         events.add(s, plan.owner, plan.event_type, "Started",
                       f"Started migrating {plan.label} (command {plan.command['type']} to the "
                       f"agent of host {plan.host_name})")
-        plan.phase, plan.deadline_at = JobPhase.DISPATCHED, deadline
         woken = slots.wake_refused(s, hosts if hosts is not None else [s.get(Host, h) for h in plan.host_ids],
                                    only=refused)
         log.info("job %s dispatched: slots taken, deadline in %s s (wait*2)", plan.job_uuid, 2 * plan.wait)
-        return True, woken
+        return woken
 
     def _giveup_seconds(self) -> int:
         with self.db.uow() as uow:

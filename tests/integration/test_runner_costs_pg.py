@@ -1,15 +1,19 @@
 """What one migration costs the worker in database work, on PostgreSQL, and that the reads folded
 into fewer statements still see the values of the moment: an instant volume job is two
-transactions of 13 statements in all; the global values and the capability limits are read inside
-other statements, yet a change to them is seen by the next job.
+transactions of 12 statements in all, with one UPDATE of the job in each (the claim and the
+dispatch are one statement); the global values and the capability limits are read inside other
+statements, yet a change to them is seen by the next job.
 """
 from __future__ import annotations
+
+from datetime import timedelta
 
 import psycopg
 import pytest
 from sqlalchemy import event
 
 from orchestrator import models
+from orchestrator.jobkinds import load_plan
 from orchestrator.runner import Runner
 from tests.integration.test_runner_pg import settings, submit
 
@@ -64,13 +68,15 @@ def set_config(db, name, value):
         uow.commit()
 
 
-def test_an_instant_volume_job_is_two_transactions_of_thirteen_statements(db):
+def test_an_instant_volume_job_is_two_transactions_of_twelve_statements(db):
     job_id, _ = submit(db)
     runner = Runner(db, InstantAgent(), settings(db))
     with Statements(db.engine) as seen:
         assert runner.run(job_id) == "succeeded"
     assert seen.commits == 2, seen.statements
-    assert 10 <= len(seen.statements) <= 13, "\n".join(seen.statements)
+    assert 10 <= len(seen.statements) <= 12, "\n".join(seen.statements)
+    # the claim and the dispatch are one UPDATE; the outcome is the other
+    assert sum(s.startswith("UPDATE async_jobs") for s in seen.statements) == 2, "\n".join(seen.statements)
     # the global values and the capability limit come inside other statements
     assert not any(s.startswith("SELECT configuration.") for s in seen.statements)
     assert not any(s.startswith("SELECT hypervisor_capabilities.") for s in seen.statements)
@@ -107,3 +113,43 @@ def test_a_lowered_capability_limit_is_seen_by_the_next_job(db):
     with db.uow() as uow:
         text = uow.session.get(models.AsyncJob, job_id).status_text
     assert "runs 0 storage migrations already (its limit)" in text
+
+
+def lease(db, job_id):
+    with db.uow() as uow:
+        row = uow.session.get(models.AsyncJob, job_id)
+        return row.phase, row.lease_owner, row.attempt
+
+
+def test_the_one_statement_dispatch_leaves_a_job_held_by_a_live_lease_alone(db):
+    job_id, _ = submit(db)
+    other = Runner(db, InstantAgent(), settings(db))
+    other.me = "other/1"
+    assert other.claim(job_id)
+    runner = Runner(db, InstantAgent(), settings(db))
+    with db.uow() as uow:
+        plan = load_plan(uow.session, uow.session.get(models.AsyncJob, job_id), runner.settings)
+        assert runner._claim_dispatch(uow.session, plan) is False
+        uow.commit()
+    assert lease(db, job_id) == ("queued", "other/1", 1)
+    assert runner.run(job_id) == "skipped"
+
+
+def test_the_one_statement_dispatch_leaves_a_job_no_longer_queued_to_the_plain_claim(db):
+    """A job dispatched by a worker whose lease then ran out is not dispatched again: the next
+    worker's claim takes it over in its phase and watches its command."""
+    job_id, _ = submit(db)
+    first = Runner(db, InstantAgent(), settings(db))
+    first.me = "first/1"
+    assert first.claim(job_id)
+    assert first._dispatch(first._load(job_id))
+    with db.uow() as uow:  # the first worker died: its lease ran out
+        uow.session.get(models.AsyncJob, job_id).lease_expires_at = models.utcnow() - timedelta(seconds=1)
+        uow.commit()
+    runner = Runner(db, InstantAgent(), settings(db))
+    with db.uow() as uow:
+        plan = load_plan(uow.session, uow.session.get(models.AsyncJob, job_id), runner.settings)
+        assert runner._claim_dispatch(uow.session, plan) is False
+    assert lease(db, job_id) == ("dispatched", "first/1", 1)
+    assert runner.run(job_id) == "succeeded"
+    assert lease(db, job_id) == ("done", None, 2)
