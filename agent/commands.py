@@ -58,8 +58,11 @@ class CommandStore:
         self._persisted_at: dict[str, float] = {}
         self._unsaved: set[str] = set()  # accepted, in memory only: not yet answered, not started
         self._samples: dict[str, deque] = {}  # command id -> (monotonic time, bytes moved)
+        # one temp file for all the commands' writes (under the lock): a rewrite leaves the old
+        # version in it, and the next command's first write takes it over (``agent.persist``)
+        self._spare = self._path + f".spare.{os.getpid()}.tmp"
         for stale in self._dir.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)  # a crash mid-write leaves only a temp file behind
+            stale.unlink(missing_ok=True)  # an old version, or what a crash mid-write left
         for path in sorted(self._dir.glob("*.json")):
             entry = read_json(path)
             if isinstance(entry, dict) and "record" in entry and "request" in entry:
@@ -69,7 +72,7 @@ class CommandStore:
                 self._entries[entry["record"]["id"]] = entry
 
     def _persist(self, command_id: str) -> None:
-        write_json_atomic(self._path + command_id + ".json", self._entries[command_id])
+        write_json_atomic(self._path + command_id + ".json", self._entries[command_id], self._spare)
         self._persisted_at[command_id] = time.monotonic()
         self._unsaved.discard(command_id)
 

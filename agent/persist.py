@@ -4,12 +4,23 @@ Everything the agent keeps across restarts (command records, volume and pool reg
 through ``write_json_atomic`` so a crash leaves either the old or the new file, never half of one.
 A durable write is on the path of every command (several per migration), so it is kept cheap:
 orjson encodes (C; the standard library's encoder is pure Python as soon as it indents), and the
-temp file has a fixed name per file and process (``.<name>.<pid>.tmp``) instead of a
-``mkstemp`` name, since every caller serializes the writes of one file (the owner's lock); its
-directory is created only when the open says it is missing.
+temp file has a fixed name per file and process (``.<name>.<pid>.tmp``, or a caller's ``spare``)
+instead of a ``mkstemp`` name, since every caller serializes the writes of one file (the owner's
+lock); its directory is created only when the open says it is missing.
+
+A file that exists already is replaced by swapping the two names in one step (Linux's
+``renameat2`` with ``RENAME_EXCHANGE``), not by renaming over it: the old version then stays as
+the temp file, and the next write reuses it. So rewriting a file neither creates nor frees an
+inode. Replacing one does both, and on ext4 without a journal every new inode skips the inodes
+freed in the last 30 seconds one by one: with a few rewrites per migration that search alone
+took half of the agent's CPU (docs/benchmarks.md, section 1). Where the swap is not available
+(another system, a file system without it) the write renames over the file as before. Temp
+files are not data: whoever lists a directory ignores ``.*.tmp`` and may remove them at start.
 """
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 from datetime import datetime, timezone
@@ -20,6 +31,22 @@ import orjson
 
 _OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _find_renameat2():
+    """glibc's ``renameat2`` (2.28 and later), or None on other systems."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_renameat2 = _find_renameat2()
 
 
 def utc_now_iso() -> str:
@@ -50,14 +77,34 @@ def encode_json(data: Any) -> bytes:
         return json.dumps(data, indent=1, sort_keys=True).encode()
 
 
-def write_json_atomic(path: Path | str, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` via a temp file in the same directory and a rename.
+def exchange(tmp: str, path: str) -> bool:
+    """Swap the names ``tmp`` and ``path`` in one atomic step. False, with nothing changed, when
+    ``path`` does not exist or the system or file system cannot swap (the caller renames)."""
+    global _renameat2
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error == errno.ENOENT:
+        return False
+    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
+        _renameat2 = None  # not here: rename from now on
+        return False
+    raise OSError(error, os.strerror(error), path)
 
-    Writes of one ``path`` must not run concurrently (the temp file's name is fixed per process).
+
+def write_json_atomic(path: Path | str, data: Any, spare: str | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` via a temp file in the same directory and a rename (or,
+    when ``path`` exists, a swap: the old version stays as the temp file for the next write).
+
+    Writes of one ``path`` must not run concurrently (the temp file's name is fixed per process);
+    ``spare``, a temp file name of the caller's in the same directory, shared by the files it
+    writes one at a time (the command store's: one file per command, each written a few times).
     """
     path = os.fspath(path)
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    tmp = spare or os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     body = encode_json(data)
     try:
         fd = os.open(tmp, _TMP_FLAGS, 0o600)
@@ -72,7 +119,8 @@ def write_json_atomic(path: Path | str, data: Any) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if not exchange(tmp, path):
+            os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -80,6 +128,14 @@ def write_json_atomic(path: Path | str, data: Any) -> None:
             pass
         raise
     fsync_dir(directory)
+
+
+def remove_temps(path: Path | str) -> None:
+    """Remove the temp files of ``path`` that earlier processes left (old versions, or what a
+    crash mid-write left); for an owner of the file, before its first write."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def read_json(path: Path | str, default: Any = None) -> Any:

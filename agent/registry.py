@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from agent.persist import read_json, write_json_atomic
+from agent.persist import read_json, remove_temps, write_json_atomic
 
 
 class Registry:
@@ -21,6 +21,8 @@ class Registry:
         self._pools_file = state_dir / "pools.json"
         self._volumes_file = state_dir / "volumes.json"
         self._lock = threading.Lock()
+        remove_temps(self._pools_file)
+        remove_temps(self._volumes_file)
         self._pools: dict[str, dict] = read_json(self._pools_file, {}).get("pools", {})
         self._volumes: dict[str, dict] = read_json(self._volumes_file, {}).get("volumes", {})
 

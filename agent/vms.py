@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from agent.errors import NotFound
-from agent.persist import read_json, write_json_atomic
+from agent.persist import read_json, remove_temps, write_json_atomic
 from agent.validation import parse_vm
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class VmRegistry:
         self.host = host
         self._file = state_dir / "vms.json"
         self._lock = threading.Lock()
+        remove_temps(self._file)
         self._vms: dict[str, dict] = read_json(self._file, {}).get("vms", {})
 
     def _save(self) -> None:

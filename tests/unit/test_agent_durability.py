@@ -57,10 +57,10 @@ def test_a_command_that_ends_before_its_answer_is_written_running_then_succeeded
         written = []
         real_write = agent.persist.write_json_atomic
 
-        def spy(path, data):
+        def spy(path, data, spare=None):
             if str(path).endswith(f"{body['id']}.json"):
                 written.append(data["record"]["state"])
-            real_write(path, data)
+            real_write(path, data, spare)
 
         monkeypatch.setattr(agent.commands, "write_json_atomic", spy)
         record, created = host.submit_command(body, wait=5)

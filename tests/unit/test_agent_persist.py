@@ -62,3 +62,96 @@ def test_a_write_is_fsynced_before_the_rename_and_the_directory_after_it(tmp_pat
     write_json_atomic(tmp_path / "x.json", {"v": 1})
     assert [c[0] for c in calls] == ["fsync", "replace", "fsync"]
     assert calls[0][1].endswith(".tmp") and calls[2][1] == str(tmp_path)
+
+
+def inodes(directory):
+    return {p.name: p.stat().st_ino for p in directory.iterdir()}
+
+
+def test_a_rewrite_swaps_in_the_new_version_and_keeps_the_old_one_as_the_next_temp_file(tmp_path):
+    assert persist._renameat2 is not None  # Linux with glibc 2.28 or later, as the agent's hosts
+    write_json_atomic(tmp_path / "x.json", {"v": 1})
+    write_json_atomic(tmp_path / "x.json", {"v": 2})
+    [tmp] = [name for name in os.listdir(tmp_path) if name != "x.json"]
+    assert tmp.startswith(".x.json.") and tmp.endswith(".tmp")
+    assert read_json(tmp_path / tmp) == {"v": 1}
+    pair = set(inodes(tmp_path).values())
+    for v in range(3, 8):  # neither a new inode nor a freed one: the two files trade places
+        write_json_atomic(tmp_path / "x.json", {"v": v})
+        assert read_json(tmp_path / "x.json") == {"v": v}
+        assert set(inodes(tmp_path).values()) == pair
+    assert read_json(tmp_path / tmp) == {"v": 6}
+
+
+def test_without_the_swap_a_rewrite_renames_over_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(persist, "_renameat2", None)
+    for v in range(3):
+        write_json_atomic(tmp_path / "x.json", {"v": v})
+    assert read_json(tmp_path / "x.json") == {"v": 2}
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_a_file_system_that_cannot_swap_is_written_by_rename_from_then_on(tmp_path, monkeypatch):
+    import ctypes
+    import errno
+
+    calls = []
+
+    def refuses(*args):
+        calls.append(args)
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(persist, "_renameat2", refuses)
+    write_json_atomic(tmp_path / "x.json", {"v": 1})
+    write_json_atomic(tmp_path / "x.json", {"v": 2})
+    write_json_atomic(tmp_path / "x.json", {"v": 3})
+    assert read_json(tmp_path / "x.json") == {"v": 3}
+    assert os.listdir(tmp_path) == ["x.json"]
+    assert len(calls) == 1 and persist._renameat2 is None
+
+
+def test_a_rewrite_is_fsynced_before_the_swap_and_the_directory_after_it(tmp_path, monkeypatch):
+    write_json_atomic(tmp_path / "x.json", {"v": 1})
+    calls = []
+    real_fsync, real_exchange, real_replace = os.fsync, persist.exchange, os.replace
+    monkeypatch.setattr(persist.os, "fsync", lambda fd: (calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                         real_fsync(fd)))
+    monkeypatch.setattr(persist, "exchange", lambda a, b: (calls.append(("exchange", b)), real_exchange(a, b))[1])
+    monkeypatch.setattr(persist.os, "replace", lambda a, b: (calls.append(("replace", b)), real_replace(a, b)))
+    write_json_atomic(tmp_path / "x.json", {"v": 2})
+    expected = ["fsync", "exchange", "fsync"] if persist._renameat2 is not None else ["fsync", "exchange", "replace",
+                                                                                         "fsync"]
+    assert [c[0] for c in calls] == expected
+    assert calls[0][1].endswith(".tmp") and calls[-1][1] == str(tmp_path)
+    assert read_json(tmp_path / "x.json") == {"v": 2}
+
+
+def test_a_callers_spare_temp_file_serves_all_its_files(tmp_path):
+    spare = str(tmp_path / ".spare.1.tmp")
+    for name in ("a", "b", "c"):  # each written twice, as a command's record is
+        write_json_atomic(tmp_path / f"{name}.json", {"state": "running"}, spare)
+        write_json_atomic(tmp_path / f"{name}.json", {"state": "done"}, spare)
+    names = sorted(os.listdir(tmp_path))
+    assert [n for n in names if not n.startswith(".")] == ["a.json", "b.json", "c.json"]
+    assert set(names) - {"a.json", "b.json", "c.json"} <= {".spare.1.tmp"}
+    assert all(read_json(tmp_path / f"{n}.json") == {"state": "done"} for n in "abc")
+
+
+def test_the_temp_files_earlier_processes_left_are_removed_for_the_files_owner(tmp_path):
+    for name in (".x.json.123.tmp", ".x.json.456.tmp", ".y.json.123.tmp", "x.json"):
+        (tmp_path / name).write_text("{}")
+    persist.remove_temps(tmp_path / "x.json")
+    assert sorted(os.listdir(tmp_path)) == [".y.json.123.tmp", "x.json"]
+
+
+def test_the_registries_remove_their_files_old_temp_files_at_start(tmp_path):
+    from agent.registry import Registry
+    from agent.vms import VmRegistry
+
+    stale = [".pools.json.1.tmp", ".volumes.json.1.tmp", ".vms.json.1.tmp"]
+    for name in stale:
+        (tmp_path / name).write_text('{"old": true}')
+    Registry(tmp_path)
+    VmRegistry(tmp_path, "h1")
+    assert not set(stale) & set(os.listdir(tmp_path))
