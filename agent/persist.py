@@ -79,19 +79,17 @@ def encode_json(data: Any) -> bytes:
 
 def exchange(tmp: str, path: str) -> bool:
     """Swap the names ``tmp`` and ``path`` in one atomic step. False, with nothing changed, when
-    ``path`` does not exist or the system or file system cannot swap (the caller renames)."""
+    ``path`` does not exist or the swap fails for any other reason: the caller renames, and a
+    real problem (permissions, the disk) shows there. A system or file system that cannot swap at
+    all is not asked again."""
     global _renameat2
     if _renameat2 is None:
         return False
     if _renameat2(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
         return True
-    error = ctypes.get_errno()
-    if error == errno.ENOENT:
-        return False
-    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         _renameat2 = None  # not here: rename from now on
-        return False
-    raise OSError(error, os.strerror(error), path)
+    return False
 
 
 def write_json_atomic(path: Path | str, data: Any, spare: str | None = None) -> None:

@@ -155,3 +155,23 @@ def test_the_registries_remove_their_files_old_temp_files_at_start(tmp_path):
     Registry(tmp_path)
     VmRegistry(tmp_path, "h1")
     assert not set(stale) & set(os.listdir(tmp_path))
+
+
+def test_a_swap_that_fails_otherwise_falls_back_to_the_rename_for_that_write_only(tmp_path, monkeypatch):
+    import ctypes
+    import errno
+
+    calls = []
+
+    def crosses_devices(*args):
+        calls.append(args)
+        ctypes.set_errno(errno.EXDEV)
+        return -1
+
+    monkeypatch.setattr(persist, "_renameat2", crosses_devices)
+    write_json_atomic(tmp_path / "x.json", {"v": 1})
+    write_json_atomic(tmp_path / "x.json", {"v": 2})
+    write_json_atomic(tmp_path / "x.json", {"v": 3})
+    assert read_json(tmp_path / "x.json") == {"v": 3}
+    assert os.listdir(tmp_path) == ["x.json"]
+    assert len(calls) == 3 and persist._renameat2 is crosses_devices  # asked again each time
