@@ -1,6 +1,8 @@
 """The agent's durable files: atomic JSON writes that old and new agents both read."""
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 
@@ -91,24 +93,27 @@ def test_without_the_swap_a_rewrite_renames_over_the_file_and_leaves_no_temp_fil
     assert os.listdir(tmp_path) == ["x.json"]
 
 
-def test_a_file_system_that_cannot_swap_is_written_by_rename_from_then_on(tmp_path, monkeypatch):
-    import ctypes
-    import errno
-
+def write_three_times_with_a_swap_that_fails(tmp_path, monkeypatch, error: int) -> tuple[list, bool]:
+    """Three writes of x.json while ``renameat2`` fails with ``error``: the calls it got, and
+    whether the swap is still tried; the file must hold the last write and no temp file be left."""
     calls = []
 
-    def refuses(*args):
+    def fails(*args):
         calls.append(args)
-        ctypes.set_errno(errno.EINVAL)
+        ctypes.set_errno(error)
         return -1
 
-    monkeypatch.setattr(persist, "_renameat2", refuses)
-    write_json_atomic(tmp_path / "x.json", {"v": 1})
-    write_json_atomic(tmp_path / "x.json", {"v": 2})
-    write_json_atomic(tmp_path / "x.json", {"v": 3})
+    monkeypatch.setattr(persist, "_renameat2", fails)
+    for v in (1, 2, 3):
+        write_json_atomic(tmp_path / "x.json", {"v": v})
     assert read_json(tmp_path / "x.json") == {"v": 3}
     assert os.listdir(tmp_path) == ["x.json"]
-    assert len(calls) == 1 and persist._renameat2 is None
+    return calls, persist._renameat2 is fails
+
+
+def test_a_file_system_that_cannot_swap_is_written_by_rename_from_then_on(tmp_path, monkeypatch):
+    calls, still_tried = write_three_times_with_a_swap_that_fails(tmp_path, monkeypatch, errno.EINVAL)
+    assert len(calls) == 1 and not still_tried
 
 
 def test_a_rewrite_is_fsynced_before_the_swap_and_the_directory_after_it(tmp_path, monkeypatch):
@@ -158,20 +163,5 @@ def test_the_registries_remove_their_files_old_temp_files_at_start(tmp_path):
 
 
 def test_a_swap_that_fails_otherwise_falls_back_to_the_rename_for_that_write_only(tmp_path, monkeypatch):
-    import ctypes
-    import errno
-
-    calls = []
-
-    def crosses_devices(*args):
-        calls.append(args)
-        ctypes.set_errno(errno.EXDEV)
-        return -1
-
-    monkeypatch.setattr(persist, "_renameat2", crosses_devices)
-    write_json_atomic(tmp_path / "x.json", {"v": 1})
-    write_json_atomic(tmp_path / "x.json", {"v": 2})
-    write_json_atomic(tmp_path / "x.json", {"v": 3})
-    assert read_json(tmp_path / "x.json") == {"v": 3}
-    assert os.listdir(tmp_path) == ["x.json"]
-    assert len(calls) == 3 and persist._renameat2 is crosses_devices  # asked again each time
+    calls, still_tried = write_three_times_with_a_swap_that_fails(tmp_path, monkeypatch, errno.EXDEV)
+    assert len(calls) == 3 and still_tried  # asked again each time
