@@ -16,16 +16,24 @@ answer and posts again. A command that starts before its POST is answered (an in
 posted with ``?wait``) so skips one durable write. Progress is kept in memory and written to
 disk at most once a second; ``rate`` is measured over the last few seconds when the record is
 read.
+A finished command's record is kept for ``retention`` seconds after it ended (default 7 days),
+and at least ``2 x wait + RETENTION_MARGIN``: the longest a job may still ask about it, or post it
+again, is its deadline (``wait`` x 2) plus the orchestrator's ``agent.unreachable.giveup``. Then
+it is removed from memory and disk (looked for when a command is created, at most once a
+minute, and at start), so a long-running agent's memory and start time do not grow with every
+command it ever ran.
 ``wait_terminal`` lets a reader wait (a bounded time) for a command to end, woken by the
 transition itself.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
 import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
 
 from agent.command_bodies import describe
@@ -42,12 +50,26 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, ABORTED})
 
 PROGRESS_PERSIST_INTERVAL = 1.0  # seconds; progress is informational, state changes are not
 RATE_WINDOW = 3.0  # seconds of progress samples the reported rate is measured over
+RETENTION = 7 * 86400.0  # default seconds a finished command's record is kept after it ended
+RETENTION_MARGIN = 3600.0  # ... and at least 2 x its wait + this (the orchestrator's giveup, 1800 s)
+PRUNE_INTERVAL = 60.0  # seconds between looks for records past their retention
+
+
+def _epoch(iso: str) -> float:
+    """Seconds since the epoch of a record's ISO-8601 time; now when it cannot be read (kept)."""
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
 
 
 class CommandStore:
     """Records of one host's commands, idempotent by command id and persisted one file each."""
 
-    def __init__(self, directory: Path, host: str = ""):
+    def __init__(self, directory: Path, host: str = "", retention: float = RETENTION):
+        if not retention > 0:
+            raise ValueError("the command retention must be a positive number of seconds")
+        self._retention = retention
         self._dir = directory
         self._path = str(directory) + os.sep
         self._host = host
@@ -58,18 +80,56 @@ class CommandStore:
         self._persisted_at: dict[str, float] = {}
         self._unsaved: set[str] = set()  # accepted, in memory only: not yet answered, not started
         self._samples: dict[str, deque] = {}  # command id -> (monotonic time, bytes moved)
+        self._expiry: list[tuple[float, str]] = []  # heap of (epoch when it may go, finished command id)
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL
         # one temp file for all the commands' writes (under the lock): a rewrite leaves the old
         # version in it, and the next command's first write takes it over (``agent.persist``)
         self._spare = self._path + f".spare.{os.getpid()}.tmp"
         for stale in self._dir.glob(".*.tmp"):
             stale.unlink(missing_ok=True)  # an old version, or what a crash mid-write left
+        now, expired = time.time(), 0
         for path in sorted(self._dir.glob("*.json")):
             entry = read_json(path)
             if isinstance(entry, dict) and "record" in entry and "request" in entry:
+                record = entry["record"]
                 for field, default in (("rate", 0), ("eta", None), ("recopiedBytes", 0)):
-                    entry["record"].setdefault(field, default)
+                    record.setdefault(field, default)
                 entry.setdefault("internal", {})
-                self._entries[entry["record"]["id"]] = entry
+                if record["state"] in TERMINAL:
+                    until = self._expires(entry, _epoch(record.get("updated")))
+                    if until <= now:
+                        path.unlink(missing_ok=True)
+                        expired += 1
+                        continue
+                    self._expiry.append((until, record["id"]))
+                self._entries[record["id"]] = entry
+        heapq.heapify(self._expiry)
+        if expired:
+            log.info("host %s: removed %d finished command record(s) past their retention", host, expired)
+
+    def _expires(self, entry: dict, ended: float) -> float:
+        """When a record that ended at ``ended`` (epoch seconds) may be removed."""
+        wait = entry["request"].get("wait") or 0
+        return ended + max(self._retention, 2 * float(wait) + RETENTION_MARGIN)
+
+    def _prune(self) -> None:
+        """Remove the finished records past their retention, from memory and disk (under the lock)."""
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL
+        now, removed = time.time(), 0
+        while self._expiry and self._expiry[0][0] <= now:
+            _, command_id = heapq.heappop(self._expiry)
+            if self._entries.pop(command_id, None) is None:
+                continue
+            self._persisted_at.pop(command_id, None)
+            removed += 1
+            try:
+                os.unlink(self._path + command_id + ".json")
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # left on disk: the next start removes it
+                log.warning("host %s command %s: cannot remove its record: %s", self._host, command_id, exc)
+        if removed:
+            log.info("host %s: removed %d finished command record(s) past their retention", self._host, removed)
 
     def _persist(self, command_id: str) -> None:
         write_json_atomic(self._path + command_id + ".json", self._entries[command_id], self._spare)
@@ -86,6 +146,8 @@ class CommandStore:
         docstring); if the id exists, return its record and ``False``."""
         command_id = request["id"]
         with self._lock:
+            if time.monotonic() >= self._next_prune:
+                self._prune()
             if command_id in self._entries:
                 return self._view(command_id), False
             now = utc_now_iso()
@@ -175,6 +237,8 @@ class CommandStore:
                 changes.setdefault("rate", 0)
                 changes.setdefault("eta", 0.0 if new == SUCCEEDED else None)
                 self._samples.pop(command_id, None)
+                if old not in TERMINAL:  # a finished command never changes state again
+                    heapq.heappush(self._expiry, (self._expires(entry, time.time()), command_id))
             record.update(changes)
             record["updated"] = utc_now_iso()
             self._persist(command_id)

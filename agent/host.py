@@ -52,7 +52,8 @@ class HostAgent(StorageMixin, VmsMixin):
     def __init__(self, name: str, root: str | Path, max_storage_migrations: int = 2,
                  bandwidth_mib_s: float | None = None, *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  guest_writes_per_s: float = 0.0, guest_block_size: int = DEFAULT_BLOCK_SIZE,
-                 slots: SlotTable | None = None, zero_copy: bool = False):
+                 slots: SlotTable | None = None, zero_copy: bool = False,
+                 command_retention: float = cs.RETENTION):
         try:
             self.name = check_host_name(name)
         except InvalidRequest as exc:
@@ -66,7 +67,7 @@ class HostAgent(StorageMixin, VmsMixin):
                                        zero_copy=zero_copy)
         self.registry = Registry(state_dir)
         self.vms = VmRegistry(state_dir, name)
-        self.commands = CommandStore(state_dir / "commands", name)
+        self.commands = CommandStore(state_dir / "commands", name, command_retention)
         self.faults = FaultBook()
         self.write_log = WriteLog(state_dir / "writes.jsonl")
         self.guest = Guest(name, self.write_log, block_size=guest_block_size, is_offline=self.backend.is_offline)

@@ -5,7 +5,7 @@
 stops serving and closes the host agents before returning 0. ``--guest-writes`` turns the
 simulated guests on; ``--zero-copy`` makes migrations link files instead of copying them
 (benchmarks); ``--fault-plan`` injects faults from the start (a ``crash`` fault ends the
-process with exit code 70).
+process with exit code 70); ``--command-retention`` says how long finished commands are kept.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import signal
 import sys
 
 from agent.backends.faults import load_fault_plan
+from agent.commands import RETENTION
 from agent.errors import InvalidRequest
 from agent.serve import AgentServer, install_log_fields
 
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "instead of copying it, so it completes at once (see docs/agent-protocol.md)")
     parser.add_argument("--fault-plan", default=None, metavar="FILE",
                         help="JSON list of faults to inject from the start (see docs/agent-protocol.md)")
+    parser.add_argument("--command-retention", type=float, default=RETENTION / 86400, metavar="DAYS",
+                        help="keep a finished command's record this many days (at least 2 x its wait + "
+                             "1 hour; default: 7)")
     return parser
 
 
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--bandwidth must be positive")
     if args.guest_writes < 0:
         build_parser().error("--guest-writes must not be negative")
+    if not args.command_retention > 0:
+        build_parser().error("--command-retention must be a positive number of days")
     # Under ``motion agent`` logging is set up already (JSON when not a terminal); alone, plain text.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_fields()
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         server = AgentServer(args.hosts, args.root, bind=args.bind, port=args.port,
                              max_storage_migrations=args.max_storage_migrations,
                              bandwidth_mib_s=args.bandwidth, guest_writes_per_s=args.guest_writes,
-                             fault_plan=plan, zero_copy=args.zero_copy)
+                             fault_plan=plan, zero_copy=args.zero_copy,
+                             command_retention=args.command_retention * 86400)
     except InvalidRequest as exc:
         print(f"motion agent: cannot start: {exc.message}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from werkzeug.serving import make_server
 
 from agent.backends.simulated import DEFAULT_CHUNK_SIZE
+from agent.commands import RETENTION
 from agent.host import HostAgent
 from agent.keepalive import KeepAliveHandler, close_connections, track_connections
 from agent.server import create_app
@@ -111,7 +112,8 @@ class AgentServer:
     """One agent process: a ``HostAgent`` per host name, all served on one address.
 
     The hosts share one ``SlotTable`` (a ``MigrateWithStorageCommand`` between two of them counts
-    on both). ``zero_copy`` links volume files instead of copying them (benchmarks). ``fault_plan``
+    on both). ``zero_copy`` links volume files instead of copying them (benchmarks);
+    ``command_retention``: seconds a finished command's record is kept (``agent.commands``). ``fault_plan``
     is a list of ``(host or None for all, fault)`` pairs (see
     ``backends.faults.load_fault_plan``) registered on start.
     """
@@ -119,7 +121,8 @@ class AgentServer:
     def __init__(self, host_names: list[str], root: str | Path, bind: str = "127.0.0.1", port: int = 0,
                  max_storage_migrations: int = 2, bandwidth_mib_s: float | None = None, *,
                  guest_writes_per_s: float = 0.0, fault_plan: list[tuple[str | None, dict]] | None = None,
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, zero_copy: bool = False):
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, zero_copy: bool = False,
+                 command_retention: float = RETENTION):
         if not host_names:
             raise ValueError("an agent serves at least one host")
         if len(set(host_names)) != len(host_names):
@@ -134,7 +137,8 @@ class AgentServer:
             for name in host_names:
                 self.hosts[name] = HostAgent(name, root, max_storage_migrations, bandwidth_mib_s,
                                              chunk_size=chunk_size, guest_writes_per_s=guest_writes_per_s,
-                                             slots=slots, zero_copy=zero_copy)
+                                             slots=slots, zero_copy=zero_copy,
+                                             command_retention=command_retention)
             for host_name, fault in fault_plan or ():
                 for name in ([host_name] if host_name else host_names):
                     self.hosts[name].faults.add(fault)

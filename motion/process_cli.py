@@ -178,6 +178,8 @@ def cmd_agent(args, settings) -> int:
         argv += ["--guest-writes", str(args.guest_writes)]
     if args.fault_plan:
         argv += ["--fault-plan", args.fault_plan]
+    if args.command_retention is not None:
+        argv += ["--command-retention", str(args.command_retention)]
     return agent_main(argv) or 0
 
 
@@ -237,4 +239,7 @@ def add_parsers(sub) -> None:
     ag.add_argument("--guest-writes", type=float, default=0,
                     help="simulated guest writes per second per running VM (default 0: idle guests)")
     ag.add_argument("--fault-plan", help="JSON fault plan for the simulated backend (docs/agent-protocol.md)")
+    ag.add_argument("--command-retention", type=float, metavar="DAYS",
+                    help="keep a finished command's record this many days (default 7; at least 2 x its "
+                         "wait + 1 hour)")
     ag.set_defaults(func=cmd_agent)
