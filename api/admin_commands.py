@@ -22,6 +22,8 @@ SETTABLE = {
     "reconcile.truth.interval": (int, lambda v: 0 <= v <= 7 * 24 * 3600,
                                  "an integer number of seconds from 0 (off) to 604800"),
     "reconcile.truth.batch": (int, lambda v: 1 <= v <= 100_000, "an integer from 1 to 100000"),
+    "job.expire.minutes": (int, lambda v: v == 0 or 5 <= v <= 5_256_000,
+                           "0 (keep finished jobs) or an integer number of minutes from 5 to 5256000"),
 }
 
 

@@ -22,6 +22,8 @@ DEFAULTS = {
     # (0 turns it off) and how many volumes and how many VMs one run checks at most.
     "reconcile.truth.interval": "300",
     "reconcile.truth.batch": "500",
+    # Finished jobs older than this many minutes are expunged (orchestrator.expiry); 0: never.
+    "job.expire.minutes": "1440",
 }
 
 
@@ -69,3 +71,8 @@ def truth_interval_seconds(session: Session) -> float:
 def truth_batch(session: Session) -> int:
     """How many volumes (and how many VMs) one run of that reconciler checks at most."""
     return max(1, int(float(get(session, "reconcile.truth.batch"))))
+
+
+def job_expire_minutes(session: Session) -> float:
+    """CloudStack's ``job.expire.minutes``: finished jobs older than this are expunged; 0: never."""
+    return float(get(session, "job.expire.minutes"))

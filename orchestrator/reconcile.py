@@ -11,6 +11,8 @@ the data and the VM really are, records them there, and leaves an event for each
 repair is a unit of work of its own.
 ``orchestrator.truth`` does the same for objects at rest (Ready volumes, Running VMs) whose
 agent truth differs from the database; the sweep runs it every ``reconcile.truth.interval`` s.
+``orchestrator.expiry`` expunges finished jobs past ``job.expire.minutes``; the sweep runs it
+once a minute.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from . import truth
+from . import expiry, truth
 from .config import Settings
 from .db import Database, cas
 from .events import record_system
@@ -77,9 +79,10 @@ def sweep(db: Database, enqueue: Callable[[int], None], agent: TruthPort | None 
     repaired = repair_orphans(db, agent, settings) if agent is not None and settings is not None else []
     if agent is not None and settings is not None:  # Ready volumes / Running VMs vs the agents
         repaired += truth.reconcile_if_due(db, agent, settings)  # every reconcile.truth.interval s
+    expunged = expiry.expire_if_due(db)  # finished jobs past job.expire.minutes, once a minute
     if published or woken:
         log.info("sweep: published %d unpublished job(s), woke %d job(s)", published, woken)
-    return {"published": published, "woken": woken, "repaired": len(repaired)}
+    return {"published": published, "woken": woken, "repaired": len(repaired), "expunged": expunged}
 
 
 def _owned(resource_type: str):

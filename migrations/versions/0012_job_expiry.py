@@ -1,0 +1,44 @@
+"""Finished jobs expire: CloudStack's ``job.expire.minutes`` and an index to find them.
+
+The configuration row (default 1440 minutes, as CloudStack's) makes ``listConfigurations`` show
+it and ``updateConfiguration`` change it. The partial index holds finished jobs by completion
+time, so that the sweep finds the expired ones without reading the table (``orchestrator.expiry``).
+
+On PostgreSQL the index is built ``CONCURRENTLY`` (outside the migration's transaction): writes
+to ``async_jobs`` go on while it reads every finished job once.
+
+Revision ID: 0012
+Revises: 0011
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+NAME = "ix_async_jobs_finished_completed_at"
+FINISHED = sa.text("status <> 0")
+
+
+def upgrade() -> None:
+    config = sa.table("configuration", sa.column("name", sa.String), sa.column("value", sa.Text),
+                      sa.column("default_value", sa.Text), sa.column("category", sa.String),
+                      sa.column("description", sa.Text))
+    op.bulk_insert(config, [
+        {"name": "job.expire.minutes", "value": "1440", "default_value": "1440", "category": "Advanced",
+         "description": "Finished jobs older than this many minutes are expunged (queryAsyncJobResult and "
+                        "listAsyncJobs no longer know them; their events stay); 0 keeps them forever."},
+    ])
+    if op.get_bind().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            op.create_index(NAME, "async_jobs", ["completed_at"], postgresql_where=FINISHED,
+                            postgresql_concurrently=True)
+    else:
+        op.create_index(NAME, "async_jobs", ["completed_at"], sqlite_where=FINISHED)
+
+
+def downgrade() -> None:
+    op.drop_index(NAME, table_name="async_jobs")
+    op.execute("DELETE FROM configuration WHERE name = 'job.expire.minutes'")

@@ -1,0 +1,70 @@
+"""Finished jobs expire: CloudStack's ``job.expire.minutes``.
+
+A finished job (succeeded or failed) whose ``completed_at`` is more than ``job.expire.minutes``
+ago (global configuration, default 1440 = one day, as CloudStack's; 0 keeps every job) is
+expunged with its ``job_resources`` rows. Its events stay (the audit trail of ``listEvents``,
+which never showed the job id) with their link to the job cleared. After that
+``queryAsyncJobResult`` answers as for an unknown job id and ``listAsyncJobs`` no longer lists
+it, as in CloudStack. Unlike CloudStack, a pending job is never expunged however old it is: a
+pending job owns its volumes and VM until it ends, and the sweep and the leases make it end.
+
+The beat's sweep calls ``expire_if_due``: at most once every ``INTERVAL_S`` seconds per process,
+at most ``BATCH`` jobs per run (the oldest first, found through the partial index of finished
+jobs by completion time), in one transaction; a backlog goes ``BATCH`` per run.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from . import globalconfig
+from .db import Database
+from .models import AsyncJob, Event, JobResource, utcnow
+from .states import JobStatus
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 60.0  # seconds between two runs in one process
+BATCH = 1000  # most jobs one run expunges
+
+_last_run: dict[str, float] = {}
+
+
+def expire_finished(db: Database, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Expunge up to ``batch`` finished jobs past ``job.expire.minutes``; how many were."""
+    with db.uow() as uow:
+        s = uow.session
+        minutes = globalconfig.job_expire_minutes(s)
+        if minutes <= 0:
+            return 0
+        cutoff = (now or utcnow()) - timedelta(minutes=minutes)
+        finished = AsyncJob.status != JobStatus.PENDING
+        ids = list(s.scalars(select(AsyncJob.id).where(finished, AsyncJob.completed_at < cutoff)
+                             .order_by(AsyncJob.completed_at).limit(batch)))
+        if not ids:
+            return 0
+        s.execute(update(Event).where(Event.job_id.in_(ids)).values(job_id=None))
+        s.execute(delete(JobResource).where(JobResource.job_id.in_(ids)))
+        s.execute(delete(AsyncJob).where(AsyncJob.id.in_(ids), finished))  # a finished job stays finished
+        uow.commit()
+    log.info("expunged %d finished job(s) completed before %s UTC (job.expire.minutes = %s)",
+             len(ids), f"{cutoff:%Y-%m-%d %H:%M:%S}", minutes)
+    return len(ids)
+
+
+def expire_if_due(db: Database, clock=time.monotonic) -> int:
+    """The sweep's hook: ``expire_finished`` when ``INTERVAL_S`` seconds have passed since this
+    process last ran it (at once in a fresh process). Never raises."""
+    now = clock()
+    last = _last_run.get(db.url)
+    if last is not None and now - last < INTERVAL_S:
+        return 0
+    _last_run[db.url] = now
+    try:
+        return expire_finished(db)
+    except Exception:  # a database outage or a bug here must not stop the rest of the sweep
+        log.exception("job expiry: the run failed; the next one retries")
+        return 0

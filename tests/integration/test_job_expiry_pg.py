@@ -1,0 +1,184 @@
+"""Finished jobs expire after ``job.expire.minutes`` (CloudStack's, default 1440) on PostgreSQL:
+the job and its resources go, its events stay, the API no longer knows it; pending jobs and
+recent ones are never touched."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select, text
+
+from api import create_app
+from api.signing import sign_pairs
+from orchestrator import expiry, models, reconcile
+from orchestrator.config import Settings
+from orchestrator.runner import Runner
+from tests.helpers import small_with_keys
+
+pytestmark = pytest.mark.postgres
+
+
+class Agent:
+    """A fake agent whose commands succeed at the first look."""
+
+    def post_command(self, base_url, payload):
+        return {"id": payload["id"], "state": "running"}
+
+    def get_command(self, base_url, command_id):
+        return {"id": command_id, "state": "succeeded", "bytesDone": 1, "bytesTotal": 1,
+                "result": {"volumePath": "p.vhdx"}}
+
+    def abort_command(self, base_url, command_id):
+        return {"id": command_id, "state": "aborted"}
+
+    def get_volume(self, base_url, volume_id):
+        return None
+
+
+class Api:
+    def __init__(self, client, key):
+        self.client, self.key = client, key
+
+    def call(self, command, **params):
+        expires = (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S%z")
+        pairs = [("command", command), ("response", "json"), *((k, str(v)) for k, v in params.items()),
+                 ("apiKey", self.key["apikey"]), ("signatureVersion", "3"), ("expires", expires)]
+        pairs.append(("signature", sign_pairs(pairs, self.key["secretkey"])))
+        response = self.client.get("/client/api", query_string=pairs)
+        return response.status_code, response.get_json()
+
+
+@pytest.fixture
+def env(pg_url):
+    db, admin, _ = small_with_keys(pg_url)
+    enqueued = []
+    app = create_app(Settings(database_url=pg_url), db, enqueued.append)
+    yield {"db": db, "api": Api(app.test_client(), admin), "enqueued": enqueued}
+    db.dispose()
+
+
+def uuid_of(db, model, name):
+    with db.uow() as uow:
+        return uow.session.scalar(select(model.uuid).where(model.name == name))
+
+
+def submit(env, volume, pool) -> tuple[int, str]:
+    db = env["db"]
+    status, body = env["api"].call("migrateVolume", volumeid=uuid_of(db, models.Volume, volume),
+                                   storageid=uuid_of(db, models.StoragePool, pool), livemigrate="true")
+    assert status == 200, body
+    return env["enqueued"][-1], body["migratevolumeresponse"]["jobid"]
+
+
+def finish(env, job_id):
+    conf = Settings(database_url=env["db"].url, worker_id="w", poll_interval=0.01, lease_seconds=30,
+                    agent_url="http://a.invalid/{host}")
+    assert Runner(env["db"], Agent(), conf).run(job_id) == "succeeded"
+
+
+def age(db, job_id, minutes):
+    """Make a job look ``minutes`` older: created, and completed if it has finished."""
+    with db.uow() as uow:
+        job = uow.session.get(models.AsyncJob, job_id)
+        job.created -= timedelta(minutes=minutes)
+        if job.completed_at is not None:
+            job.completed_at -= timedelta(minutes=minutes)
+        uow.commit()
+
+
+def rows(db, model, **where):
+    with db.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(model).filter_by(**where))
+
+
+def set_expiry(db, value):
+    with db.uow() as uow:
+        uow.session.get(models.Configuration, "job.expire.minutes").value = value
+        uow.commit()
+
+
+def test_a_finished_job_past_the_expiry_goes_with_its_resources_and_its_events_stay(env):
+    db, api = env["db"], env["api"]
+    old, old_uuid = submit(env, "vm1-root", "c1-gold-2")
+    finish(env, old)
+    age(db, old, 1441)
+    recent, recent_uuid = submit(env, "vm1-root", "c1-gold")
+    finish(env, recent)
+    pending, pending_uuid = submit(env, "vm2-root", "c1-gold")
+    age(db, pending, 3 * 1440)  # pending for three days: still live, never expunged
+    events_before = rows(db, models.Event)
+    assert rows(db, models.JobResource, job_id=old) == 1
+
+    assert expiry.expire_finished(db) == 1
+
+    assert rows(db, models.AsyncJob, id=old) == 0 and rows(db, models.JobResource, job_id=old) == 0
+    assert rows(db, models.Event) == events_before and rows(db, models.Event, job_id=old) == 0
+    status, body = api.call("queryAsyncJobResult", jobid=old_uuid)
+    assert status == 431 and old_uuid in body["queryasyncjobresultresponse"]["errortext"]
+    listed = api.call("listAsyncJobs")[1]["listasyncjobsresponse"]["asyncjobs"]
+    assert sorted(j["jobid"] for j in listed) == sorted([recent_uuid, pending_uuid])
+    assert api.call("queryAsyncJobResult", jobid=pending_uuid)[1]["queryasyncjobresultresponse"]["jobstatus"] == 0
+    assert expiry.expire_finished(db) == 0
+
+
+def test_zero_keeps_finished_jobs_forever(env):
+    db = env["db"]
+    job, _ = submit(env, "vm1-root", "c1-gold-2")
+    finish(env, job)
+    age(db, job, 365 * 1440)
+    set_expiry(db, "0")
+    assert expiry.expire_finished(db) == 0
+    assert rows(db, models.AsyncJob, id=job) == 1
+
+
+def test_a_run_expunges_at_most_its_batch_the_oldest_first(env):
+    db = env["db"]
+    jobs = []
+    for pool in ("c1-gold-2", "c1-gold", "c1-gold-2"):
+        job, _ = submit(env, "vm1-root", pool)
+        finish(env, job)
+        jobs.append(job)
+    for job, days in zip(jobs, (4, 2, 3)):
+        age(db, job, days * 1440)
+    assert expiry.expire_finished(db, batch=2) == 2
+    assert [j for j in jobs if rows(db, models.AsyncJob, id=j)] == [jobs[1]]  # the youngest of the three
+    assert expiry.expire_finished(db, batch=2) == 1
+    assert rows(db, models.AsyncJob) == 0
+
+
+def test_the_sweep_expires_at_most_once_a_minute_per_process(env, monkeypatch):
+    db = env["db"]
+    job, _ = submit(env, "vm1-root", "c1-gold-2")
+    finish(env, job)
+    age(db, job, 2 * 1440)
+    monkeypatch.setattr(expiry, "_last_run", {})
+    assert reconcile.sweep(db, lambda job_id: None)["expunged"] == 1
+    job, _ = submit(env, "vm1-root", "c1-gold")
+    finish(env, job)
+    age(db, job, 2 * 1440)
+    assert reconcile.sweep(db, lambda job_id: None)["expunged"] == 0  # ran less than a minute ago
+    a_minute_later = expiry._last_run[db.url] + expiry.INTERVAL_S + 0.5
+    assert expiry.expire_if_due(db, clock=lambda: a_minute_later) == 1
+
+
+def test_expired_jobs_are_found_through_the_index_of_finished_jobs(env):
+    """The sweep's look must not read the table: with many finished jobs that would be a full
+    scan a minute."""
+    db = env["db"]
+    with db.engine.connect() as conn:
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in conn.execute(text(
+            "EXPLAIN SELECT id FROM async_jobs WHERE status <> 0 AND completed_at < now() "
+            "ORDER BY completed_at LIMIT 1000")))
+    assert "ix_async_jobs_finished_completed_at" in plan
+
+
+def test_a_failing_run_is_logged_and_does_not_stop_the_sweep(env, monkeypatch, caplog):
+    db = env["db"]
+    monkeypatch.setattr(expiry, "_last_run", {})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone")
+    monkeypatch.setattr(expiry, "expire_finished", broken)
+    result = reconcile.sweep(db, lambda job_id: None)
+    assert result == {"published": 0, "woken": 0, "repaired": 0, "expunged": 0}
+    assert "job expiry: the run failed; the next one retries" in caplog.text
+    assert "database gone" in caplog.text
