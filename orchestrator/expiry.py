@@ -2,7 +2,9 @@
 
 A finished job (succeeded or failed) whose ``completed_at`` is more than ``job.expire.minutes``
 ago (global configuration, default 1440 = one day, as CloudStack's; 0 keeps every job) is
-expunged with its ``job_resources`` rows. Its events stay (the audit trail of ``listEvents``,
+expunged with its ``job_resources`` rows, after adding what it counted in the metrics to
+``expired_job_totals`` (so the counters and histograms computed from the jobs table never go
+down, ``orchestrator.metrics``). Its events stay (the audit trail of ``listEvents``,
 which never showed the job id) with their link to the job cleared. After that
 ``queryAsyncJobResult`` answers as for an unknown job id and ``listAsyncJobs`` no longer lists
 it, as in CloudStack. Unlike CloudStack, a pending job is never expunged however old it is: a
@@ -14,15 +16,18 @@ jobs by completion time), in one transaction; a backlog goes ``BATCH`` per run.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from . import globalconfig
 from .db import Database
-from .models import AsyncJob, Event, JobResource, utcnow
+from .metrics import add_histogram, histogram_rows
+from .models import AsyncJob, Event, ExpiredJobTotals, JobResource, utcnow
 from .states import JobStatus
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ def expire_finished(db: Database, now: datetime | None = None, batch: int = BATC
                              .order_by(AsyncJob.completed_at).limit(batch)))
         if not ids:
             return 0
+        _add_to_totals(s, ids)
         s.execute(update(Event).where(Event.job_id.in_(ids)).values(job_id=None))
         s.execute(delete(JobResource).where(JobResource.job_id.in_(ids)))
         s.execute(delete(AsyncJob).where(AsyncJob.id.in_(ids), finished))  # a finished job stays finished
@@ -53,6 +59,25 @@ def expire_finished(db: Database, now: datetime | None = None, batch: int = BATC
     log.info("expunged %d finished job(s) completed before %s UTC (job.expire.minutes = %s)",
              len(ids), f"{cutoff:%Y-%m-%d %H:%M:%S}", minutes)
     return len(ids)
+
+
+def _add_to_totals(s: Session, ids: list[int]) -> None:
+    """Add what the finished jobs ``ids`` count in the metrics to ``expired_job_totals``."""
+    chosen = AsyncJob.id.in_(ids)
+    durations = histogram_rows(s, AsyncJob.created, chosen)
+    runs = histogram_rows(s, AsyncJob.dispatched_at, chosen)
+    for command, status, jobs, moved in s.execute(
+            select(AsyncJob.command, AsyncJob.status, func.count(), func.coalesce(func.sum(AsyncJob.bytes_done), 0))
+            .where(chosen).group_by(AsyncJob.command, AsyncJob.status)):
+        row = s.get(ExpiredJobTotals, (command, status), with_for_update=True)
+        if row is None:
+            row = ExpiredJobTotals(command=command, status=status, jobs=0, bytes_done=0, duration="{}", run="{}")
+            s.add(row)
+        row.jobs += jobs
+        row.bytes_done += int(moved)
+        row.duration = json.dumps(add_histogram(json.loads(row.duration), durations.get((command, status), {})))
+        row.run = json.dumps(add_histogram(json.loads(row.run), runs.get((command, status), {})))
+    s.flush()
 
 
 def expire_if_due(db: Database, clock=time.monotonic) -> int:

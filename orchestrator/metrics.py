@@ -10,19 +10,23 @@ Two kinds of metrics, so that every process reports the truth:
   ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn with several workers, Celery prefork), values are
   kept in files there and ``scrape`` adds up every process's; without it, each process reports its own.
 
-Histograms from the database count every finished job still in the table (cumulative, like a
-counter): ``motion_job_duration_seconds`` from submission to completion (what a client waits),
-``motion_job_run_seconds`` from dispatch to completion (the time at the agent).
+Histograms from the database count every finished job (cumulative, like a counter):
+``motion_job_duration_seconds`` from submission to completion (what a client waits),
+``motion_job_run_seconds`` from dispatch to completion (the time at the agent). They, the
+counters ``motion_jobs_finished_total`` and ``motion_migrated_bytes_total``, add the totals of
+jobs expunged since (``expired_job_totals``, ``orchestrator.expiry``), so they never go down;
+the gauge ``motion_jobs`` counts the jobs in the table now.
 """
 from __future__ import annotations
 
+import json
 import logging
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import case, func, select
 
-from .models import AsyncJob, Host, HypervisorCapability
+from .models import AsyncJob, ExpiredJobTotals, Host, HypervisorCapability
 from .states import JobPhase, JobStatus
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,30 @@ def _seconds(session, start, end):
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", end - start)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def histogram_rows(session, start_column, *where) -> dict[tuple[str, int], dict]:
+    """Finished jobs' seconds from ``start_column`` to completion, per (command, status), as
+    ``{"count", "sum", "buckets": {"<le>": cumulative count}}`` (``BUCKETS``)."""
+    seconds = _seconds(session, start_column, AsyncJob.completed_at)
+    columns = [func.sum(case((seconds <= b, 1), else_=0)) for b in BUCKETS]
+    rows = session.execute(select(AsyncJob.command, AsyncJob.status, func.count(),
+                                  func.coalesce(func.sum(seconds), 0), *columns)
+                           .where(AsyncJob.status != JobStatus.PENDING, AsyncJob.completed_at.is_not(None),
+                                  start_column.is_not(None), *where)
+                           .group_by(AsyncJob.command, AsyncJob.status))
+    return {(command, status): {"count": int(count), "sum": float(total or 0),
+                                "buckets": {str(float(b)): int(c or 0) for b, c in zip(BUCKETS, cumulative)}}
+            for command, status, count, total, *cumulative in rows}
+
+
+def add_histogram(into: dict, more: dict) -> dict:
+    """Two histograms of ``histogram_rows``'s shape added up (``into`` may be empty)."""
+    buckets = dict(into.get("buckets", {}))
+    for le, n in more.get("buckets", {}).items():
+        buckets[le] = buckets.get(le, 0) + n
+    return {"count": into.get("count", 0) + more.get("count", 0),
+            "sum": into.get("sum", 0.0) + more.get("sum", 0.0), "buckets": buckets}
 
 
 class DatabaseCollector:
@@ -61,12 +89,21 @@ class DatabaseCollector:
         yield from families
 
     def _families(self, s):
+        expired = list(s.scalars(select(ExpiredJobTotals)))
         jobs = GaugeMetricFamily("motion_jobs", "Async jobs in the database by command and status",
                                  labels=["command", "status"])
+        finished: dict[tuple[str, int], int] = {(t.command, t.status): t.jobs for t in expired}
         for command, status, n in s.execute(select(AsyncJob.command, AsyncJob.status, func.count())
                                             .group_by(AsyncJob.command, AsyncJob.status)):
             jobs.add_metric([command, STATUS.get(status, str(status))], n)
+            if status != JobStatus.PENDING:
+                finished[command, status] = finished.get((command, status), 0) + n
         yield jobs
+        ended = CounterMetricFamily("motion_jobs_finished", "Jobs finished by command and status, "
+                                    "expunged ones included", labels=["command", "status"])
+        for (command, status), n in sorted(finished.items()):
+            ended.add_metric([command, STATUS.get(status, str(status))], n)
+        yield ended
         pending = GaugeMetricFamily("motion_jobs_pending", "Pending jobs by command and phase",
                                     labels=["command", "phase"])
         for command, phase, n in s.execute(select(AsyncJob.command, AsyncJob.phase, func.count())
@@ -75,36 +112,41 @@ class DatabaseCollector:
             pending.add_metric([command, phase], n)
         yield pending
         yield self._histogram(s, "motion_job_duration_seconds",
-                              "Finished jobs: seconds from submission to completion", AsyncJob.created)
+                              "Finished jobs: seconds from submission to completion", AsyncJob.created,
+                              {(t.command, t.status): json.loads(t.duration) for t in expired})
         yield self._histogram(s, "motion_job_run_seconds",
                               "Finished jobs that reached an agent: seconds from dispatch to completion",
-                              AsyncJob.dispatched_at)
+                              AsyncJob.dispatched_at, {(t.command, t.status): json.loads(t.run) for t in expired})
         moved = CounterMetricFamily("motion_migrated_bytes", "Bytes copied by succeeded jobs",
                                     labels=["command"])
         flight = GaugeMetricFamily("motion_migrating_bytes", "Bytes copied so far by pending jobs",
                                    labels=["command"])
+        done = {t.command: t.bytes_done for t in expired if t.status == JobStatus.SUCCEEDED}
         for command, status, total in s.execute(
                 select(AsyncJob.command, AsyncJob.status, func.coalesce(func.sum(AsyncJob.bytes_done), 0))
                 .where(AsyncJob.status.in_((JobStatus.PENDING, JobStatus.SUCCEEDED)))
                 .group_by(AsyncJob.command, AsyncJob.status)):
-            (moved if status == JobStatus.SUCCEEDED else flight).add_metric([command], int(total))
+            if status == JobStatus.SUCCEEDED:
+                done[command] = done.get(command, 0) + int(total)
+            else:
+                flight.add_metric([command], int(total))
+        for command, total in sorted(done.items()):
+            moved.add_metric([command], total)
         yield moved
         yield flight
         yield from self._hosts(s)
 
-    def _histogram(self, s, name: str, text: str, start_column):
-        seconds = _seconds(s, start_column, AsyncJob.completed_at)
-        columns = [func.sum(case((seconds <= b, 1), else_=0)) for b in BUCKETS]
-        rows = s.execute(select(AsyncJob.command, AsyncJob.status, func.count(),
-                                func.coalesce(func.sum(seconds), 0), *columns)
-                         .where(AsyncJob.status != JobStatus.PENDING, AsyncJob.completed_at.is_not(None),
-                                start_column.is_not(None))
-                         .group_by(AsyncJob.command, AsyncJob.status))
+    def _histogram(self, s, name: str, text: str, start_column, expired: dict):
+        merged = dict(expired)
+        for key, histogram in histogram_rows(s, start_column).items():
+            merged[key] = add_histogram(merged.get(key, {}), histogram)
         family = HistogramMetricFamily(name, text, labels=["command", "status"])
-        for command, status, count, total, *cumulative in rows:
-            buckets = [(str(float(b)), int(c or 0)) for b, c in zip(BUCKETS, cumulative)]
-            buckets.append(("+Inf", int(count)))
-            family.add_metric([command, STATUS.get(status, str(status))], buckets, float(total or 0))
+        for (command, status), histogram in sorted(merged.items()):
+            if not histogram.get("count"):
+                continue
+            buckets = [(str(float(b)), histogram["buckets"].get(str(float(b)), 0)) for b in BUCKETS]
+            buckets.append(("+Inf", histogram["count"]))
+            family.add_metric([command, STATUS.get(status, str(status))], buckets, histogram["sum"])
         return family
 
     def _hosts(self, s):

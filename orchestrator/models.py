@@ -226,6 +226,20 @@ class JobResource(Base):
     dest_host_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
+class ExpiredJobTotals(Base):
+    """What the jobs expunged so far (``orchestrator.expiry``) add to the metrics computed from
+    the jobs table, so that its counters and histograms never go down: per command and status."""
+
+    __tablename__ = "expired_job_totals"
+    command: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jobs: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    # histograms as JSON {"count": n, "sum": seconds, "buckets": {"<le>": n, ...}} (metrics.BUCKETS)
+    duration: Mapped[str] = mapped_column(Text, default="{}")  # submission to completion
+    run: Mapped[str] = mapped_column(Text, default="{}")  # dispatch to completion
+
+
 class Event(_Identified, Base):
     __tablename__ = "events"
     type: Mapped[str] = mapped_column(String(64))  # VOLUME.MIGRATE, VM.MIGRATE

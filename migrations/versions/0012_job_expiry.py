@@ -1,8 +1,11 @@
-"""Finished jobs expire: CloudStack's ``job.expire.minutes`` and an index to find them.
+"""Finished jobs expire: CloudStack's ``job.expire.minutes``, an index to find them, and the
+totals that keep the metrics of expunged jobs.
 
 The configuration row (default 1440 minutes, as CloudStack's) makes ``listConfigurations`` show
 it and ``updateConfiguration`` change it. The partial index holds finished jobs by completion
 time, so that the sweep finds the expired ones without reading the table (``orchestrator.expiry``).
+``expired_job_totals`` keeps what expunged jobs counted in the metrics computed from the jobs
+table (``orchestrator.metrics``), so that those counters and histograms never go down.
 
 On PostgreSQL the index is built ``CONCURRENTLY`` (outside the migration's transaction): writes
 to ``async_jobs`` go on while it reads every finished job once.
@@ -23,6 +26,13 @@ FINISHED = sa.text("status <> 0")
 
 
 def upgrade() -> None:
+    op.create_table("expired_job_totals",
+                    sa.Column("command", sa.String(64), primary_key=True),
+                    sa.Column("status", sa.Integer(), primary_key=True),
+                    sa.Column("jobs", sa.BigInteger(), nullable=False),
+                    sa.Column("bytes_done", sa.BigInteger(), nullable=False),
+                    sa.Column("duration", sa.Text(), nullable=False),
+                    sa.Column("run", sa.Text(), nullable=False))
     config = sa.table("configuration", sa.column("name", sa.String), sa.column("value", sa.Text),
                       sa.column("default_value", sa.Text), sa.column("category", sa.String),
                       sa.column("description", sa.Text))
@@ -42,3 +52,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(NAME, table_name="async_jobs")
     op.execute("DELETE FROM configuration WHERE name = 'job.expire.minutes'")
+    op.drop_table("expired_job_totals")

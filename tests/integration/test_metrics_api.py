@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api import create_app
-from orchestrator import models
+from orchestrator import expiry, models
 from orchestrator.config import Settings
 from orchestrator.db import Database
 from orchestrator.models import utcnow
@@ -148,3 +148,41 @@ def test_health_answers_without_the_database_and_ready_only_with_it(system, tmp_
     assert broken.get("/ready").status_code == 503
     scraped = scrape(broken)
     assert value(scraped, "motion_database_up") == 0
+
+
+def test_expunging_jobs_changes_no_counter_or_histogram_only_the_jobs_in_the_table(system):
+    db, client, _, _ = system
+    caller = admin_caller(db)
+
+    def finished_jobs(seconds_list, status=1, days_ago=2):
+        start = utcnow() - timedelta(days=days_ago)
+        with db.uow() as uow:
+            for seconds in seconds_list:
+                uow.session.add(models.AsyncJob(
+                    account_id=caller.account_id, user_id=caller.user_id, command="migrateVirtualMachine",
+                    cmd="x", status=status, phase="done", created=start, dispatched_at=start + timedelta(seconds=1),
+                    completed_at=start + timedelta(seconds=seconds), bytes_done=10))
+            uow.commit()
+
+    finished_jobs((3, 42, 4000))
+    finished_jobs((7,), status=2)
+    before = scrape(client)
+    assert expiry.expire_finished(db) == 4
+    finished_jobs((100,), days_ago=0)  # recent: stays in the table, adds to the totals
+    after = scrape(client)
+
+    ok, failed = ({"command": "migrateVirtualMachine", "status": s} for s in ("succeeded", "failed"))
+    assert value(before, "motion_jobs", **ok) == 3 and value(after, "motion_jobs", **ok) == 1
+    assert value(after, "motion_jobs", **failed) == 0
+    assert value(before, "motion_jobs_finished_total", **ok) == 3
+    assert value(after, "motion_jobs_finished_total", **ok) == 4
+    assert value(after, "motion_jobs_finished_total", **failed) == 1
+    for name in ("motion_job_duration_seconds", "motion_job_run_seconds"):
+        for labels in (ok, failed):
+            for le in ("1.0", "5.0", "60.0", "120.0", "3600.0", "7200.0", "+Inf"):
+                added = 1 if labels is ok and le in ("120.0", "3600.0", "7200.0", "+Inf") else 0
+                assert (value(after, f"{name}_bucket", le=le, **labels)
+                        == value(before, f"{name}_bucket", le=le, **labels) + added), (name, labels, le)
+    assert value(after, "motion_job_duration_seconds_sum", **ok) == pytest.approx(4045 + 100, abs=0.01)
+    assert value(after, "motion_job_run_seconds_sum", **failed) == pytest.approx(6, abs=0.01)
+    assert value(after, "motion_migrated_bytes_total", command="migrateVirtualMachine") == 40
