@@ -47,8 +47,10 @@ def expire_finished(db: Database, now: datetime | None = None, batch: int = BATC
             return 0
         cutoff = (now or utcnow()) - timedelta(minutes=minutes)
         finished = AsyncJob.status != JobStatus.PENDING
+        # locked, and rows another run has locked skipped: two runs at once (the beat and a worker
+        # starting) never count a job twice in the totals
         ids = list(s.scalars(select(AsyncJob.id).where(finished, AsyncJob.completed_at < cutoff)
-                             .order_by(AsyncJob.completed_at).limit(batch)))
+                             .order_by(AsyncJob.completed_at).limit(batch).with_for_update(skip_locked=True)))
         if not ids:
             return 0
         _add_to_totals(s, ids)

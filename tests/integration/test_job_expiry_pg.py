@@ -1,6 +1,7 @@
 """Finished jobs expire after ``job.expire.minutes`` (CloudStack's, default 1440) on PostgreSQL:
 the job and its resources go, its events stay, the API no longer knows it; pending jobs and
 recent ones are never touched."""
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -182,3 +183,30 @@ def test_a_failing_run_is_logged_and_does_not_stop_the_sweep(env, monkeypatch, c
     assert result == {"published": 0, "woken": 0, "repaired": 0, "expunged": 0}
     assert "job expiry: the run failed; the next one retries" in caplog.text
     assert "database gone" in caplog.text
+
+
+def test_jobs_another_run_holds_are_skipped_so_none_is_counted_twice(env):
+    db = env["db"]
+    held, _ = submit(env, "vm1-root", "c1-gold-2")
+    finish(env, held)
+    free, _ = submit(env, "vm1-root", "c1-gold")
+    finish(env, free)
+    age(db, held, 2 * 1440)
+    age(db, free, 2 * 1440)
+    with db.engine.connect() as other:  # another run, in the middle of expunging ``held``
+        other.execute(text("SELECT id FROM async_jobs WHERE id = :id FOR UPDATE"), {"id": held})
+        done = []
+        run = threading.Thread(target=lambda: done.append(expiry.expire_finished(db)))
+        run.start()
+        run.join(60)  # a run that waited for the other's lock would still be waiting
+        finished_alone = not run.is_alive()
+        other.rollback()
+        run.join()
+    assert finished_alone and done == [1]
+    assert rows(db, models.AsyncJob, id=free) == 0 and rows(db, models.AsyncJob, id=held) == 1
+    with db.uow() as uow:
+        [totals] = uow.session.scalars(select(models.ExpiredJobTotals)).all()
+        assert totals.jobs == 1
+    assert expiry.expire_finished(db) == 1
+    with db.uow() as uow:
+        assert uow.session.scalar(select(models.ExpiredJobTotals.jobs)) == 2
