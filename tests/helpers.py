@@ -1,9 +1,12 @@
 """Small helpers for tests that need a loaded inventory and an admin key."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import select
+
+from api.signing import sign_pairs
 
 from orchestrator import accounts, inventory, models
 from orchestrator.db import Database
@@ -66,3 +69,25 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+class Api:
+    """Calls to the API app through Flask's test client, signed with ``key`` (none when ``None``)
+    as the ``cs`` client signs: ``call(command, **params)`` returns ``(status, JSON body)``."""
+
+    def __init__(self, client, key):
+        self.client, self.key = client, key
+
+    def call(self, command, sign=True, secret=None, method="get", extra=(), **params):
+        pairs = [("command", command), ("response", "json")] + [(k, str(v)) for k, v in params.items()]
+        if self.key:
+            expires = (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S%z")
+            pairs += [("apiKey", self.key["apikey"]), ("signatureVersion", "3"), ("expires", expires)]
+        pairs += list(extra)
+        if sign and self.key:
+            pairs.append(("signature", sign_pairs(pairs, secret or self.key["secretkey"])))
+        if method == "get":
+            response = self.client.get("/client/api", query_string=pairs)
+        else:
+            response = self.client.post("/client/api", data=dict(pairs))
+        return response.status_code, response.get_json()

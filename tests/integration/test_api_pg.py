@@ -3,48 +3,14 @@
 Every refused request must answer the right CloudStack error code with a text naming the
 problem, and change nothing.
 """
-from datetime import datetime, timedelta, timezone
-
 import pytest
 from sqlalchemy import select
 
-from api import create_app
 from api.signing import sign_pairs
 from orchestrator import models
-from orchestrator.config import Settings
-from tests.helpers import count, small_with_keys, volume_row
+from tests.helpers import count, volume_row
 
 pytestmark = pytest.mark.postgres
-
-
-class Api:
-    def __init__(self, client, key):
-        self.client, self.key = client, key
-
-    def call(self, command, sign=True, secret=None, method="get", extra=(), **params):
-        pairs = [("command", command), ("response", "json")] + [(k, str(v)) for k, v in params.items()]
-        if self.key:
-            expires = (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S%z")
-            pairs += [("apiKey", self.key["apikey"]), ("signatureVersion", "3"), ("expires", expires)]
-        pairs += list(extra)
-        if sign and self.key:
-            pairs.append(("signature", sign_pairs(pairs, secret or self.key["secretkey"])))
-        if method == "get":
-            response = self.client.get("/client/api", query_string=pairs)
-        else:
-            response = self.client.post("/client/api", data=dict(pairs))
-        return response.status_code, response.get_json()
-
-
-@pytest.fixture
-def env(pg_url):
-    db, admin, user = small_with_keys(pg_url)
-    enqueued = []
-    app = create_app(Settings(database_url=pg_url), db, enqueued.append)
-    client = app.test_client()
-    yield {"db": db, "admin": Api(client, admin), "user": Api(client, user),
-           "anon": Api(client, None), "enqueued": enqueued}
-    db.dispose()
 
 
 def uuid_of(db, model, name):

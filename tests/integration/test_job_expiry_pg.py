@@ -2,17 +2,14 @@
 the job and its resources go, its events stay, the API no longer knows it; pending jobs and
 recent ones are never touched."""
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
-from api import create_app
-from api.signing import sign_pairs
 from orchestrator import expiry, models, reconcile
 from orchestrator.config import Settings
 from orchestrator.runner import Runner
-from tests.helpers import small_with_keys
 
 pytestmark = pytest.mark.postgres
 
@@ -34,28 +31,6 @@ class Agent:
         return None
 
 
-class Api:
-    def __init__(self, client, key):
-        self.client, self.key = client, key
-
-    def call(self, command, **params):
-        expires = (datetime.now(timezone.utc) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S%z")
-        pairs = [("command", command), ("response", "json"), *((k, str(v)) for k, v in params.items()),
-                 ("apiKey", self.key["apikey"]), ("signatureVersion", "3"), ("expires", expires)]
-        pairs.append(("signature", sign_pairs(pairs, self.key["secretkey"])))
-        response = self.client.get("/client/api", query_string=pairs)
-        return response.status_code, response.get_json()
-
-
-@pytest.fixture
-def env(pg_url):
-    db, admin, _ = small_with_keys(pg_url)
-    enqueued = []
-    app = create_app(Settings(database_url=pg_url), db, enqueued.append)
-    yield {"db": db, "api": Api(app.test_client(), admin), "enqueued": enqueued}
-    db.dispose()
-
-
 def uuid_of(db, model, name):
     with db.uow() as uow:
         return uow.session.scalar(select(model.uuid).where(model.name == name))
@@ -63,7 +38,7 @@ def uuid_of(db, model, name):
 
 def submit(env, volume, pool) -> tuple[int, str]:
     db = env["db"]
-    status, body = env["api"].call("migrateVolume", volumeid=uuid_of(db, models.Volume, volume),
+    status, body = env["admin"].call("migrateVolume", volumeid=uuid_of(db, models.Volume, volume),
                                    storageid=uuid_of(db, models.StoragePool, pool), livemigrate="true")
     assert status == 200, body
     return env["enqueued"][-1], body["migratevolumeresponse"]["jobid"]
@@ -97,7 +72,7 @@ def set_expiry(db, value):
 
 
 def test_a_finished_job_past_the_expiry_goes_with_its_resources_and_its_events_stay(env):
-    db, api = env["db"], env["api"]
+    db, api = env["db"], env["admin"]
     old, old_uuid = submit(env, "vm1-root", "c1-gold-2")
     finish(env, old)
     age(db, old, 1441)
