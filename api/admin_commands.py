@@ -24,6 +24,7 @@ SETTABLE = {
     "reconcile.truth.batch": (int, lambda v: 1 <= v <= 100_000, "an integer from 1 to 100000"),
     "job.expire.minutes": (int, lambda v: v == 0 or 5 <= v <= 5_256_000,
                            "0 (keep finished jobs) or an integer number of minutes from 5 to 5256000"),
+    "event.purge.delay": (int, lambda v: 0 <= v <= 36500, "an integer number of days from 0 (keep events) to 36500"),
 }
 
 

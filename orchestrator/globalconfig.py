@@ -24,6 +24,8 @@ DEFAULTS = {
     "reconcile.truth.batch": "500",
     # Finished jobs older than this many minutes are expunged (orchestrator.expiry); 0: never.
     "job.expire.minutes": "1440",
+    # Events older than this many days are purged (orchestrator.expiry); 0: never.
+    "event.purge.delay": "15",
 }
 
 
@@ -76,3 +78,8 @@ def truth_batch(session: Session) -> int:
 def job_expire_minutes(session: Session) -> float:
     """CloudStack's ``job.expire.minutes``: finished jobs older than this are expunged; 0: never."""
     return float(get(session, "job.expire.minutes"))
+
+
+def event_purge_days(session: Session) -> float:
+    """CloudStack's ``event.purge.delay``: events older than this many days are purged; 0: never."""
+    return float(get(session, "event.purge.delay"))

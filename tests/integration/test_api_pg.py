@@ -196,7 +196,8 @@ def test_migrate_vm_with_volume_answers_a_job_id(env):
 
 @pytest.mark.parametrize("name,value", [("reconcile.truth.interval", "60"), ("reconcile.truth.interval", "0"),
                                         ("reconcile.truth.batch", "50"), ("agent.unreachable.giveup", "120"),
-                                        ("job.expire.minutes", "0"), ("job.expire.minutes", "60")])
+                                        ("job.expire.minutes", "0"), ("job.expire.minutes", "60"),
+                                        ("event.purge.delay", "0"), ("event.purge.delay", "30")])
 def test_update_configuration_changes_the_reconciler_giveup_and_expiry_settings(env, name, value):
     status, body = env["admin"].call("updateConfiguration", name=name, value=value)
     assert status == 200 and body["updateconfigurationresponse"]["configuration"]["value"] == value
@@ -206,7 +207,8 @@ def test_update_configuration_changes_the_reconciler_giveup_and_expiry_settings(
 
 @pytest.mark.parametrize("name,value", [("reconcile.truth.interval", "-1"), ("reconcile.truth.batch", "0"),
                                         ("reconcile.truth.batch", "many"), ("agent.unreachable.giveup", "1.5h"),
-                                        ("job.expire.minutes", "4"), ("job.expire.minutes", "-1")])
+                                        ("job.expire.minutes", "4"), ("job.expire.minutes", "-1"),
+                                        ("event.purge.delay", "-1"), ("event.purge.delay", "1.5")])
 def test_update_configuration_refuses_a_bad_value_with_431_and_keeps_the_old_one(env, name, value):
     _, before = env["admin"].call("listConfigurations", name=name)
     status, body = env["admin"].call("updateConfiguration", name=name, value=value)

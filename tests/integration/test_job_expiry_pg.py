@@ -1,14 +1,15 @@
 """Finished jobs expire after ``job.expire.minutes`` (CloudStack's, default 1440) on PostgreSQL:
 the job and its resources go, its events stay, the API no longer knows it; pending jobs and
-recent ones are never touched."""
+recent ones are never touched. Events are purged after ``event.purge.delay`` days (15)."""
 import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 
 from orchestrator import expiry, models, reconcile
 from orchestrator.config import Settings
+from orchestrator.models import utcnow
 from orchestrator.runner import Runner
 
 pytestmark = pytest.mark.postgres
@@ -65,9 +66,9 @@ def rows(db, model, **where):
         return uow.session.scalar(select(func.count()).select_from(model).filter_by(**where))
 
 
-def set_expiry(db, value):
+def set_config(db, name, value):
     with db.uow() as uow:
-        uow.session.get(models.Configuration, "job.expire.minutes").value = value
+        uow.session.get(models.Configuration, name).value = value
         uow.commit()
 
 
@@ -100,7 +101,7 @@ def test_zero_keeps_finished_jobs_forever(env):
     job, _ = submit(env, "vm1-root", "c1-gold-2")
     finish(env, job)
     age(db, job, 365 * 1440)
-    set_expiry(db, "0")
+    set_config(db, "job.expire.minutes", "0")
     assert expiry.expire_finished(db) == 0
     assert rows(db, models.AsyncJob, id=job) == 1
 
@@ -125,8 +126,10 @@ def test_the_sweep_expires_at_most_once_a_minute_per_process(env, monkeypatch):
     job, _ = submit(env, "vm1-root", "c1-gold-2")
     finish(env, job)
     age(db, job, 2 * 1440)
+    [old_event] = events_aged(db, 16)
     monkeypatch.setattr(expiry, "_last_run", {})
     assert reconcile.sweep(db, lambda job_id: None)["expunged"] == 1
+    assert rows(db, models.Event, id=old_event) == 0  # the same run purges old events
     job, _ = submit(env, "vm1-root", "c1-gold")
     finish(env, job)
     age(db, job, 2 * 1440)
@@ -154,9 +157,11 @@ def test_a_failing_run_is_logged_and_does_not_stop_the_sweep(env, monkeypatch, c
     def broken(*args, **kwargs):
         raise RuntimeError("database gone")
     monkeypatch.setattr(expiry, "expire_finished", broken)
+    monkeypatch.setattr(expiry, "purge_events", broken)
     result = reconcile.sweep(db, lambda job_id: None)
     assert result == {"published": 0, "woken": 0, "repaired": 0, "expunged": 0}
     assert "job expiry: the run failed; the next one retries" in caplog.text
+    assert "event purge: the run failed; the next one retries" in caplog.text
     assert "database gone" in caplog.text
 
 
@@ -185,3 +190,55 @@ def test_jobs_another_run_holds_are_skipped_so_none_is_counted_twice(env):
     assert expiry.expire_finished(db) == 1
     with db.uow() as uow:
         assert uow.session.scalar(select(models.ExpiredJobTotals.jobs)) == 2
+
+
+def events_aged(db, *days_ago):
+    """Add one event per age (days), in this order (ids grow along it); their ids."""
+    with db.uow() as uow:
+        user = uow.session.scalars(select(models.User).order_by(models.User.id)).first()
+        added = [models.Event(type="API.test", state="Completed", description=f"{days} days old",
+                              account_id=user.account_id, user_id=user.id,
+                              created=utcnow() - timedelta(days=days)) for days in days_ago]
+        uow.session.add_all(added)
+        uow.commit()
+        return [e.id for e in added]
+
+
+def test_events_older_than_the_purge_delay_are_deleted_and_the_rest_kept(env):
+    db = env["db"]
+    with db.uow() as uow:
+        uow.session.execute(delete(models.Event))
+        uow.commit()
+    old, young = events_aged(db, 20, 16), events_aged(db, 14, 0)
+    assert expiry.purge_events(db) == 2
+    assert sorted(i for (i,) in _event_ids(db)) == young
+    listed = env["admin"].call("listEvents", type="API.test")[1]["listeventsresponse"]["event"]
+    assert sorted(e["description"] for e in listed) == ["0 days old", "14 days old"]
+    assert not set(old) & {i for (i,) in _event_ids(db)}
+
+
+def test_events_are_purged_a_batch_at_a_time_from_the_lowest_ids(env):
+    db = env["db"]
+    with db.uow() as uow:
+        uow.session.execute(delete(models.Event))
+        uow.commit()
+    events_aged(db, 30, 30, 30, 30, 30)
+    assert expiry.purge_events(db, batch=2, batches=2) == 4
+    assert expiry.purge_events(db, batch=2, batches=2) == 1
+    # a batch that is not wholly old ends the run: an old event behind a batch of young ones waits
+    kept = events_aged(db, 1, 1, 40)
+    assert expiry.purge_events(db, batch=2, batches=5) == 0
+    assert sorted(i for (i,) in _event_ids(db)) == kept
+
+
+def test_a_purge_delay_of_zero_keeps_every_event(env):
+    db = env["db"]
+    events_aged(db, 400)
+    set_config(db, "event.purge.delay", "0")
+    before = rows(db, models.Event)
+    assert expiry.purge_events(db) == 0 and rows(db, models.Event) == before
+
+
+def _event_ids(db):
+    with db.uow() as uow:
+        return uow.session.execute(select(models.Event.id)).all()

@@ -1,6 +1,6 @@
-"""Job expiry on SQLite (the embedded default): the same statements as on PostgreSQL
-(``tests/integration/test_job_expiry_pg.py``) find, and only find, finished jobs past
-``job.expire.minutes``."""
+"""Job expiry and event purge on SQLite (the embedded default): the same statements as on
+PostgreSQL (``tests/integration/test_job_expiry_pg.py``) find, and only find, finished jobs past
+``job.expire.minutes`` and events past ``event.purge.delay``."""
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ class Agent:
                 "result": {"volumePath": "p.vhdx"}}
 
 
-def test_finished_jobs_past_the_expiry_are_expunged_on_sqlite(tmp_path):
+def test_finished_jobs_and_old_events_go_on_sqlite(tmp_path):
     migrations.upgrade(f"sqlite:///{tmp_path}/motion.db")  # the schema as the embedded system makes it
     db = Database(f"sqlite:///{tmp_path}/motion.db")
     load_small(db)
@@ -40,4 +40,12 @@ def test_finished_jobs_past_the_expiry_are_expunged_on_sqlite(tmp_path):
     assert expiry.expire_finished(db) == 1
     with db.uow() as uow:
         assert list(uow.session.scalars(select(models.AsyncJob.id))) == [jobs[1]]
+        events = list(uow.session.scalars(select(models.Event).order_by(models.Event.id)))
+        for event in events[:2]:
+            event.created -= timedelta(days=16)
+        uow.commit()
+    assert expiry.purge_events(db) == 2
+    with db.uow() as uow:
+        assert list(uow.session.scalars(select(models.Event.id).order_by(models.Event.id))) == [
+            e.id for e in events[2:]]
     db.dispose()

@@ -1,8 +1,9 @@
-"""Finished jobs expire: CloudStack's ``job.expire.minutes``, an index to find them, and the
-totals that keep the metrics of expunged jobs.
+"""Finished jobs expire and old events are purged: CloudStack's ``job.expire.minutes`` and
+``event.purge.delay``, an index to find expired jobs, and the totals that keep the metrics of
+expunged jobs.
 
-The configuration row (default 1440 minutes, as CloudStack's) makes ``listConfigurations`` show
-it and ``updateConfiguration`` change it. The partial index holds finished jobs by completion
+The configuration rows (defaults 1440 minutes and 15 days, as CloudStack's) make
+``listConfigurations`` show them and ``updateConfiguration`` change them. The partial index holds finished jobs by completion
 time, so that the sweep finds the expired ones without reading the table (``orchestrator.expiry``).
 ``expired_job_totals`` keeps what expunged jobs counted in the metrics computed from the jobs
 table (``orchestrator.metrics``), so that those counters and histograms never go down.
@@ -39,7 +40,9 @@ def upgrade() -> None:
     op.bulk_insert(config, [
         {"name": "job.expire.minutes", "value": "1440", "default_value": "1440", "category": "Advanced",
          "description": "Finished jobs older than this many minutes are expunged (queryAsyncJobResult and "
-                        "listAsyncJobs no longer know them; their events stay); 0 keeps them forever."},
+                        "listAsyncJobs no longer know them); 0 keeps them forever."},
+        {"name": "event.purge.delay", "value": "15", "default_value": "15", "category": "Advanced",
+         "description": "Events older than this many days are purged; 0 keeps them forever."},
     ])
     if op.get_bind().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
@@ -51,5 +54,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(NAME, table_name="async_jobs")
-    op.execute("DELETE FROM configuration WHERE name = 'job.expire.minutes'")
+    op.execute("DELETE FROM configuration WHERE name IN ('job.expire.minutes', 'event.purge.delay')")
     op.drop_table("expired_job_totals")
