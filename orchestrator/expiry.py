@@ -5,8 +5,8 @@ A finished job (succeeded or failed) whose ``completed_at`` is more than ``job.e
 ago (global configuration, default 1440 = one day, as CloudStack's; 0 keeps every job) is
 expunged with its ``job_resources`` rows, after adding what it counted in the metrics to
 ``expired_job_totals`` (so the counters and histograms computed from the jobs table never go
-down, ``orchestrator.metrics``). Its events stay (the audit trail of ``listEvents``,
-which never showed the job id) with their link to the job cleared. After that
+down, ``orchestrator.metrics``). Its events stay until they are purged (below), with their link
+to the job cleared (``listEvents`` never showed it). After that
 ``queryAsyncJobResult`` answers as for an unknown job id and ``listAsyncJobs`` no longer lists
 it, as in CloudStack. Unlike CloudStack, a pending job is never expunged however old it is: a
 pending job owns its volumes and VM until it ends, and the sweep and the leases make it end.
