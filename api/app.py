@@ -38,8 +38,9 @@ def create_app(settings: config.Settings | None = None, db: Database | None = No
                enqueue: Callable[[int], None] | None = None) -> Flask:
     settings = settings or config.from_env()
     # Its own database: ping pooled connections only after a second idle (see db.make_engine).
-    db = db or Database(settings.database_url, **({} if settings.database_url.startswith("sqlite")
-                                                  else {"ping_idle_seconds": PING_IDLE_SECONDS}))
+    db = db or Database(settings.database_url, application_name="motion-api",
+                        **({} if settings.database_url.startswith("sqlite")
+                           else {"ping_idle_seconds": PING_IDLE_SECONDS}))
     if enqueue is None:
         from workers.app import celery_enqueuer
 

@@ -34,7 +34,7 @@ def _database(args, settings: Settings) -> Database:
 
         Path(args.data_dir).mkdir(parents=True, exist_ok=True)
         migrations.upgrade(settings.database_url)
-    return Database(settings.database_url)
+    return Database(settings.database_url, application_name="motion-cli")
 
 
 def _run(args, settings: Settings, action: Callable[[Session], str]) -> int:

@@ -50,7 +50,7 @@ def cmd_inventory(args, settings) -> int:
         print("motion inventory: load needs FILE", file=sys.stderr)
         return 2
     conf = settings()
-    db = Database(conf.database_url)
+    db = Database(conf.database_url, application_name="motion-cli")
     try:
         if args.action == "load":
             counts = inventory.load_file(db, args.file)

@@ -137,7 +137,8 @@ def cmd_beat(args, settings) -> int:
     from workers.app import celery_enqueuer
 
     conf = settings()
-    db, enqueue, agent = Database(conf.database_url), celery_enqueuer(conf), AgentClient(conf.agent_timeout)
+    db = Database(conf.database_url, application_name="motion-beat")
+    enqueue, agent = celery_enqueuer(conf), AgentClient(conf.agent_timeout)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -162,7 +163,7 @@ def cmd_agent(args, settings) -> int:
         from orchestrator.db import Database
         from orchestrator.models import Host
 
-        db = Database(settings().database_url)
+        db = Database(settings().database_url, application_name="motion-cli")
         with db.uow() as uow:
             hosts += [h for h in uow.session.scalars(select(Host.name).order_by(Host.id)) if h not in hosts]
         db.dispose()

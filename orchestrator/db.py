@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import ConcurrentOperation
 
 
-def make_engine(url: str, **kwargs) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
+def make_engine(url: str, application_name: str | None = None, **kwargs) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys. On PostgreSQL,
+    ``application_name`` names the process's connections in ``pg_stat_activity`` and the server's
+    log (``motion-api``, ``motion-worker``, ...), unless the URL names them itself."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
         engine = create_engine(url, **kwargs)
@@ -47,6 +49,8 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     ping_idle = kwargs.pop("ping_idle_seconds", None)
     kwargs.setdefault("pool_pre_ping", ping_idle is None)
+    if application_name and "application_name=" not in url:
+        kwargs["connect_args"] = {"application_name": application_name, **kwargs.get("connect_args", {})}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 5)
     engine = create_engine(url, **kwargs)

@@ -72,7 +72,7 @@ class Runtime:
                         "ping_idle_seconds": PING_IDLE_SECONDS,
                         # a connection for every thread running a job, and one for the sweep
                         "pool_size": max(5, self.executors + 1)}
-                    self._db = Database(url, **options)
+                    self._db = Database(url, application_name="motion-worker", **options)
         return self._db
 
     @property
