@@ -289,6 +289,18 @@ def celery_floor(services: Services, n: int, workers: int) -> dict:
     return {**{k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}, "cpu_s": cpu}
 
 
+def chain_floor(services: Services, n: int, workers: int, clients: int) -> dict:
+    """Run ``bench/chain_floor.py N WORKERS CLIENTS`` (the shared floors chained with a bare agent);
+    its figures as numbers (``end_to_end_per_s``, ``cpu_ms_<part>``)."""
+    script = Path(__file__).with_name("chain_floor.py")
+    out = subprocess.run([sys.executable, str(script), str(n), str(workers), str(clients)], env=floor_env(services),
+                         cwd=script.parent, capture_output=True, text=True, timeout=900)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("chain-floor ")), None)
+    if out.returncode != 0 or line is None:
+        raise SystemExit(f"bench: chain_floor.py failed ({out.returncode}):\n{out.stdout}\n{out.stderr[-3000:]}")
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
+
+
 # -- figures ------------------------------------------------------------------------------------
 
 def load_average() -> str:

@@ -246,6 +246,13 @@ def postgres_pids(services: c.Services) -> list[int]:
                                        "and pid <> pg_backend_pid()")]
 
 
+def postgres_backends(services: c.Services) -> dict[int, str]:
+    """The run's backends now and their ``application_name`` (``motion-api``, ``motion-worker``, ...)."""
+    return {pid: name or "other" for pid, name in services.sql(
+        "select pid, application_name from pg_stat_activity where datname = current_database() "
+        "and pid <> pg_backend_pid()")}
+
+
 def redis_pids() -> list[int]:
     """The local ``redis-server`` processes (the whole server: every client's share)."""
     found = []

@@ -10,6 +10,13 @@ the finishing transaction. Figure: migrations/s from the first submission until 
 ended. Floor: ``celery_floor.py N W`` (two guarded transactions per task, nothing else), run in
 the same run, on the same database server and Redis, alternating with ours. Target: >= 0.7.
 
+A second floor, ``bench/chain_floor.py N W C``, runs after each of ours: the shared floors chained
+into the same path (``api_floor.py``'s endpoint under gunicorn -w 2 -> ``celery_floor.py``'s task
+and worker -> one HTTP call to a bare agent that records nothing), loaded by the same C client
+threads. ``celery_floor.py`` has no API and no agent, which the pipeline must run on the same cores;
+the chain floor shows what the path itself leaves of the Celery floor, and ours is also reported
+against it. ``--no-chain-floor`` skips it.
+
 Each run also prints the CPU milliseconds per migration of every part: the worker processes, the
 API, the agent, beat, the PostgreSQL backends of the run's database, the harness (this process:
 the load generator, which sends URLs signed beforehand, and the wait for the jobs) and, when it
@@ -64,7 +71,7 @@ def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
     for name, p in stack.procs.procs.items():
         pids.setdefault("worker" if name in stack.worker_ports else name, []).append(p.pid)
     cpu0 = {name: _stack.cpu_seconds(p) for name, p in pids.items()}
-    pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_pids(stack.services)}
+    pg0 = {pid: _stack.cpu_seconds([pid]) for pid in _stack.postgres_backends(stack.services)}
     redis = _stack.redis_pids()
     redis0 = _stack.cpu_seconds(redis)
     runs0 = stack.task_runs()
@@ -79,8 +86,12 @@ def run_once(stack: _stack.Stack, n: int, clients: int) -> dict:
     if redis:  # a local server: its CPU while the run lasted, whoever the client
         cpu["redis"] = _stack.cpu_seconds(redis) - redis0
     # backends that ended meanwhile are not counted: a lower bound of the database's share
-    cpu["postgres"] = sum(_stack.cpu_seconds([pid]) - pg0.get(pid, 0.0)
-                          for pid in _stack.postgres_pids(stack.services))
+    # (split by the connections' application_name: the API's, the workers', beat's)
+    for pid, name in _stack.postgres_backends(stack.services).items():
+        share = _stack.cpu_seconds([pid]) - pg0.get(pid, 0.0)
+        cpu["postgres"] = cpu.get("postgres", 0.0) + share
+        key = "postgres:" + name.removeprefix("motion-")
+        cpu[key] = cpu.get(key, 0.0) + share
     elapsed = done["end"] - t0
     return {"per_s": n / elapsed, "submit_per_s": n / (t1 - t0), "elapsed": elapsed,
             "failed": done["failed"], "cpu_ms": {k: 1000 * v / n for k, v in cpu.items()}, "runs": runs}
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="worker modes to run, in turn, each against its floor: 'prefork' (--workers "
                              "prefork processes, one job each) or 'threads:J' (--workers processes with the "
                              f"threads pool, J jobs in flight each); comma-separated (default {DEFAULT_MODES})")
+    parser.add_argument("--no-chain-floor", dest="chain_floor", action="store_false",
+                        help="do not run bench/chain_floor.py (the floors chained with an API and a bare agent)")
     c.add_service_arguments(parser)
     args = parser.parse_args(argv)
     intervals = [float(x) for x in args.poll_intervals.split(",") if x]
@@ -117,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             mode = pool if pool == "prefork" else f"threads:{jobs}"
             stack.restart_worker(args.workers, pool, jobs, MOTION_POLL_INTERVAL=interval)
             run_once(stack, min(20, args.n), args.clients)  # warm-up: imports, connections
-            ours, floors = [], []
+            ours, floors, chains = [], [], []
             for r in range(args.repeat):
                 floor = c.celery_floor(services, args.n, args.workers)
                 mine = run_once(stack, args.n, args.clients)
+                chain = c.chain_floor(services, args.n, args.workers, args.clients) if args.chain_floor else None
                 floors.append(floor["end_to_end_per_s"])
+                chains.append(chain["end_to_end_per_s"] if chain else None)
                 ours.append(mine)
                 print(f"  {mode} poll={interval:<5} run {r + 1}: ours {mine['per_s']:7.1f}/s "
                       f"(submit {mine['submit_per_s']:.0f}/s, {mine['elapsed']:.1f} s, failed {mine['failed']}) "
@@ -130,15 +145,23 @@ def main(argv: list[str] | None = None) -> int:
                 print("    cpu ms per migration: " + ", ".join(
                     f"{k} {v:.1f}" for k, v in sorted(mine["cpu_ms"].items()))
                     + f"; the floor's processes {1000 * floor['cpu_s'] / args.n:.1f}", flush=True)
+                if chain:
+                    print(f"    chain floor {chain['end_to_end_per_s']:.0f}/s (ours {mine['per_s'] / chain['end_to_end_per_s']:.3f} "
+                          f"of it; it {chain['end_to_end_per_s'] / floor['end_to_end_per_s']:.3f} of the floor); its cpu ms "
+                          "per migration: " + ", ".join(f"{k[7:]} {v:.1f}" for k, v in sorted(chain.items())
+                                                        if k.startswith("cpu_ms_")), flush=True)
                 print("    task runs per migration: " + (", ".join(
                     f"{k} {v:.2f}" for k, v in sorted(mine["runs"].items())) or "unknown"), flush=True)
             results[(mode, interval)] = (c.median([m["per_s"] for m in ours]), c.median(floors),
-                                 sum(m["failed"] for m in ours))
+                                         sum(m["failed"] for m in ours), c.median(chains))
         print(f"results (medians of {args.repeat}; N={args.n}, workers={args.workers}):")
-        for (mode, interval), (mine, floor, failed) in results.items():
+        for (mode, interval), (mine, floor, failed, chain) in results.items():
             r = c.ratio(mine, floor)
             print(f"  {mode}, MOTION_POLL_INTERVAL={interval}: {mine:.1f} migrations/s; floor {floor:.0f}/s; "
                   f"ratio {r:.3f}; target >= {TARGET}: {c.verdict(r >= TARGET)}; failed jobs {failed}")
+            if not math.isnan(chain):
+                print(f"    chain floor {chain:.0f}/s ({c.ratio(chain, floor):.3f} of the floor); "
+                      f"ours {c.ratio(mine, chain):.3f} of the chain floor")
         return 0
     finally:
         if stack is not None:

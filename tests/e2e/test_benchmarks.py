@@ -34,6 +34,7 @@ def test_the_pipeline_benchmark_reports_migrations_per_second_against_the_celery
     assert "results (medians of 1; N=6, workers=2)" in report
     assert "threads:8, MOTION_POLL_INTERVAL=0.01:" in report and "migrations/s; floor" in report
     assert "ratio" in report and "target >= 0.7" in report and "failed jobs 0" in report
+    assert "of the chain floor" in report and "its cpu ms per migration: agent" in report
 
 
 def test_the_worker_drain_benchmark_reports_jobs_per_second_and_cpu_per_job(pg_url, redis_url):
