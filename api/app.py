@@ -17,8 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from orchestrator import config
 from orchestrator.accounts import credentials_by_api_key
-from orchestrator.db import Database
-from orchestrator.errors import InvalidParameter, MotionError, UnsupportedAction
+from orchestrator.db import Database, unavailable
+from orchestrator.errors import DatabaseUnavailable, InvalidParameter, MotionError, UnsupportedAction
 
 from . import audit, command_modules  # noqa: F401  (command_modules registers the commands)
 from .auth import CREDENTIALS_TTL, CredentialsCache, authenticate_signed, by_session
@@ -96,12 +96,24 @@ def respond(db: Database, enqueue, settings, credentials: CredentialsCache | Non
         body = dispatch(db, enqueue, settings, name, pairs, values, cookie, credentials)
     except MotionError as exc:
         return error_response(exc, name if name in COMMANDS else None), None
-    except Exception:  # a bug of ours, never the caller's: say so without a traceback
-        log.exception("internal error in command %s", name if name in COMMANDS else "(unknown)")
-        exc = MotionError("Internal error executing command, please contact your system administrator")
-        return error_response(exc, name if name in COMMANDS else None), None
+    except Exception as failure:
+        known = name if name in COMMANDS else None
+        if unavailable(failure):  # an outage, not a bug: one line in the log, a text that says so
+            log.warning("command %s: the database is unavailable: %s", known or "(unknown)", _first_line(failure))
+            exc = DatabaseUnavailable("The database is unavailable at the moment; try again shortly")
+        else:  # a bug of ours, never the caller's: say so without a traceback
+            log.exception("internal error in command %s", known or "(unknown)")
+            exc = MotionError("Internal error executing command, please contact your system administrator")
+        return error_response(exc, known), None
     answer = next(iter(body.values()), None)
     return json_response(body), answer.get("jobid") if isinstance(answer, dict) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's class and the first line of its text (a driver error's text runs to the SQL)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0] if text else ''}"[:300]
 
 
 def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, cookie: str | None = None,

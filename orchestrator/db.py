@@ -20,6 +20,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import ConcurrentOperation
 
 
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database failing for the moment rather than a statement's fault: the
+    driver's OperationalError (PostgreSQL: connection refused or lost, shutdown, recovery, a
+    deadlock or lock timeout given up on; SQLite: locked or unreadable) or a connection
+    SQLAlchemy had to drop. Constraint violations and bad SQL are not."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    import sqlite3
+
+    import psycopg
+
+    return isinstance(exc, (psycopg.OperationalError, sqlite3.OperationalError))
+
+
 def make_engine(url: str, application_name: str | None = None, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys. On PostgreSQL,
     ``application_name`` names the process's connections in ``pg_stat_activity`` and the server's

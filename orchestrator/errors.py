@@ -60,6 +60,14 @@ class ConcurrentOperation(MotionError):
     cserrorcode = 4300
 
 
+class DatabaseUnavailable(MotionError):
+    """Raised when the database cannot serve a request for the moment (connection refused or lost,
+    the server shutting down or starting, a lock or deadlock it gave up on)."""
+
+    errorcode = 530
+    cserrorcode = 4250
+
+
 class ResourceUnavailable(MotionError):
     """Raised when a host agent or a pool cannot be reached or refuses the work."""
 
