@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from orchestrator import config
 from orchestrator.accounts import credentials_by_api_key
-from orchestrator.db import Database, unavailable
+from orchestrator.db import Database, first_line, unavailable
 from orchestrator.errors import DatabaseUnavailable, InvalidParameter, MotionError, UnsupportedAction
 
 from . import audit, command_modules  # noqa: F401  (command_modules registers the commands)
@@ -99,7 +99,7 @@ def respond(db: Database, enqueue, settings, credentials: CredentialsCache | Non
     except Exception as failure:
         known = name if name in COMMANDS else None
         if unavailable(failure):  # an outage, not a bug: one line in the log, a text that says so
-            log.warning("command %s: the database is unavailable: %s", known or "(unknown)", _first_line(failure))
+            log.warning("command %s: the database is unavailable: %s", known or "(unknown)", first_line(failure))
             exc = DatabaseUnavailable("The database is unavailable at the moment; try again shortly")
         else:  # a bug of ours, never the caller's: say so without a traceback
             log.exception("internal error in command %s", known or "(unknown)")
@@ -107,13 +107,6 @@ def respond(db: Database, enqueue, settings, credentials: CredentialsCache | Non
         return error_response(exc, known), None
     answer = next(iter(body.values()), None)
     return json_response(body), answer.get("jobid") if isinstance(answer, dict) else None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The exception's class and the first line of its text (a driver error's text runs to the SQL)."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip().splitlines()
-    return f"{type(inner).__name__}: {text[0] if text else ''}"[:300]
 
 
 def dispatch(db: Database, enqueue, settings, name: str | None, pairs, values, cookie: str | None = None,

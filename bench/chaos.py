@@ -39,6 +39,7 @@ from cs import CloudStack  # noqa: E402
 from bench import chaos_checks as checks  # noqa: E402
 from bench.chaos_faults import Chaos, Watch, bring_everything_back, plan  # noqa: E402
 from bench.chaos_load import Load, build_inventory  # noqa: E402
+from bench.chaos_pg import PrivatePostgres  # noqa: E402
 from bench.chaos_stack import Stack, create_database, drop_database, free_port  # noqa: E402
 from orchestrator import inventory  # noqa: E402
 
@@ -60,6 +61,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="SIGKILLs: a third (at least one) hit agents, the rest workers (default 3)")
     p.add_argument("--pool-outages", type=int, help="pools taken offline and online (default: max(1, kills // 3))")
     p.add_argument("--redis-restarts", type=int, default=1, help="Redis restarts (default 1)")
+    p.add_argument("--db-restarts", type=int, default=0,
+                   help="PostgreSQL crashes (pg_ctl stop -m immediate, then start); the run then uses a "
+                        "PostgreSQL server of its own, on a free port (default 0)")
     p.add_argument("--seed", type=int, help="seed of every random choice (default: random, printed)")
     p.add_argument("--database-url", help="an empty or migrated database to use (default: a new database "
                                           "motion_chaos_<random> on 127.0.0.1, dropped at the end)")
@@ -77,8 +81,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "(reconcile.truth.interval; default 5, so that it runs throughout the chaos; 0: off)")
     p.add_argument("--drain-timeout", type=float, default=300, help="seconds for the jobs to end afterwards")
     args = p.parse_args(argv)
-    if args.kills < 0 or args.migrations < 1 or args.workers < 1 or args.agents < 1:
-        p.error("--migrations, --workers and --agents must be at least 1, --kills at least 0")
+    if args.kills < 0 or args.migrations < 1 or args.workers < 1 or args.agents < 1 or args.db_restarts < 0:
+        p.error("--migrations, --workers and --agents must be at least 1, --kills and --db-restarts at least 0")
+    if args.db_restarts and args.database_url:
+        p.error("--db-restarts crashes a server of the run's own: it cannot be given --database-url")
     return args
 
 
@@ -86,10 +92,10 @@ def counts(args) -> dict[str, int]:
     agent_kills = max(1, args.kills // 3) if args.kills else 0
     outages = args.pool_outages if args.pool_outages is not None else max(1, args.kills // 3)
     return {"worker-kill": args.kills - agent_kills, "agent-kill": agent_kills, "pool-outage": outages,
-            "redis-restart": args.redis_restarts}
+            "redis-restart": args.redis_restarts, "db-restart": args.db_restarts}
 
 
-def run(args, seed: int, work: Path, database_url: str) -> tuple[int, bool]:
+def run(args, seed: int, work: Path, database_url: str, postgres=None) -> tuple[int, bool]:
     """Set up, load with chaos, drain, check, report; returns (exit code, warnings seen)."""
     hosts = args.clusters * args.hosts_per_cluster
     ports = {f"agent{i}": free_port() for i in range(min(args.agents, args.clusters))}
@@ -98,6 +104,7 @@ def run(args, seed: int, work: Path, database_url: str) -> tuple[int, bool]:
     (work / "inventory.yaml").write_text(inventory.to_yaml(data))
     stack = Stack(work, database_url, agent_hosts, ports, args.workers, args.concurrency, args.bandwidth,
                   pool=args.pool)
+    stack.postgres = postgres  # the run's own server, for db-restart events
     began = time.monotonic()
     try:
         stack.prepare(work / "inventory.yaml", {"reconcile.truth.interval": f"{args.truth_interval:g}"})
@@ -169,9 +176,11 @@ def report(args, seed, agents, hosts, load, chaos, watch, stack, restarted, drai
     if durations:
         print(f"  job time from submission: median {statistics.median(durations):.1f} s, max {max(durations):.1f} s")
     print(f"  kills: {events['worker-kill'] + events['agent-kill']} (worker {events['worker-kill']}, "
-          f"agent {events['agent-kill']}); faults: {events['pool-outage'] + events['redis-restart']} "
-          f"(pool outages {events['pool-outage']}, redis restarts {events['redis-restart']})")
-    hit = {k: recovery[k] for k in ("worker-kill", "agent-kill", "redis-restart", "pool-outage")}
+          f"agent {events['agent-kill']}); faults: "
+          f"{events['pool-outage'] + events['redis-restart'] + events['db-restart']} "
+          f"(pool outages {events['pool-outage']}, redis restarts {events['redis-restart']}, "
+          f"database restarts {events['db-restart']})")
+    hit = {k: recovery[k] for k in ("worker-kill", "agent-kill", "redis-restart", "db-restart", "pool-outage")}
     print(f"  recoveries: {recovery['stranded'][1]} (stranded jobs that ended: {recovery['stranded'][1]} of "
           f"{recovery['stranded'][0]}; by event, hit/ended: "
           f"{', '.join(f'{k} {n}/{e}' for k, (n, e) in hit.items())}); resumed by another worker: {watch.resumed()}")
@@ -207,21 +216,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chaos: seed {seed}", flush=True)
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="motion-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
+    postgres = None
     try:
-        database_url = args.database_url or create_database()
+        if args.db_restarts:
+            postgres = PrivatePostgres(free_port())
+            postgres.start()
+        database_url = args.database_url or create_database(*([postgres.admin_url] if postgres else []))
     except Exception as exc:
         print(f"chaos: cannot create a PostgreSQL database: {exc}", file=sys.stderr)
+        if postgres is not None:
+            postgres.close()
         return 2
     code, warnings = 2, False
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))  # stop the processes on the way out
     try:
-        code, warnings = run(args, seed, work, database_url)
+        code, warnings = run(args, seed, work, database_url, postgres)
     except RuntimeError as exc:
         print(f"chaos: the run could not go on: {exc}", file=sys.stderr)
     except Exception:  # a bug of the tool, not a violation: exit 2, with the traceback
         traceback.print_exc()
     finally:
-        if not args.keep and not args.database_url:
+        if postgres is not None:  # the run's own server: gone with its databases (--keep keeps none)
+            postgres.close()
+        elif not args.keep and not args.database_url:
             drop_database(database_url)
         if args.keep or code != 0 or warnings:  # the logs are the reproduction
             print(f"chaos: kept the work dir {work} (process logs, agent data)"

@@ -1,16 +1,18 @@
 """The faults of a chaos run: planned from the seed, injected while the load runs.
 
-Four kinds of event: a worker process killed with SIGKILL and started again 0.5-3 s later; an
+Five kinds of event: a worker process killed with SIGKILL and started again 0.5-3 s later; an
 agent process killed with SIGKILL and started again 0.5-3 s later; a destination pool taken
 offline for 1-4 s (the agent's ``pools/offline`` hook, preferably a pool a copy is writing to
-right now); the private Redis killed and started again on its port (every message in it lost).
+right now); the private Redis killed and started again on its port (every message in it lost);
+the run's own PostgreSQL crashed and started again 0.5-3 s later (``--db-restarts``: every
+connection lost, uncommitted work gone, the committed recovered from the WAL).
 Each event fires once the load has submitted a random fraction (5-90 %) of its migrations,
 after a random pause of up to 1.5 s and, for kills and outages, once a copy is under way (a
 bounded wait), so they land mid-copy. Everything is drawn from the run's seed.
 
 Before a kill the chaos notes what the kill strands, read-only from the database: the jobs whose
 lease the killed worker held, the jobs dispatched on the killed agent's hosts, the jobs pending
-when Redis went away. It also reads the killed agent's peak concurrency first, since a restart
+when Redis or PostgreSQL went away. It also reads the killed agent's peak concurrency first, since a restart
 resets it. The end checks count how many of those jobs ended: the recoveries.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bench.chaos_checks import Peaks, sql
 from bench.chaos_load import Load
 from bench.chaos_stack import Stack, wait_until
 
-KINDS = ("worker-kill", "agent-kill", "pool-outage", "redis-restart")
+KINDS = ("worker-kill", "agent-kill", "pool-outage", "redis-restart", "db-restart")
 
 
 def incarnation(lease_owner: str) -> str:
@@ -66,7 +68,7 @@ class Chaos(threading.Thread):
                     self.say(f"time is up; {kind} and later events not injected")
                     return
                 time.sleep(self.rng.uniform(0, 1.5))
-                if kind != "redis-restart":
+                if kind not in ("redis-restart", "db-restart"):
                     self._wait_for_a_copy()
                 getattr(self, kind.replace("-", "_"))()
         except Exception as exc:  # the run goes on to its checks; the report says what broke
@@ -146,6 +148,15 @@ class Chaos(threading.Thread):
         time.sleep(self.rng.uniform(0.5, 2.0))
         self.stack.start_redis()
         self.say("started redis (empty)")
+
+    def db_restart(self) -> None:
+        """Crash the run's own PostgreSQL (``pg_ctl stop -m immediate``) and start it again."""
+        held = [r[0] for r in sql(self.stack.database_url, "SELECT uuid FROM async_jobs WHERE status = 0")]
+        self.stack.postgres.crash()
+        self._record("db-restart", f"PostgreSQL crashed with {len(held)} job(s) pending", held)
+        time.sleep(self.rng.uniform(0.5, 3.0))
+        self.stack.postgres.start()
+        self.say("started PostgreSQL (crash recovery)")
 
     def set_pool(self, path: str, online: bool, tries: int = 20) -> None:
         """Ask any running agent to take the pool offline or online (the marker is shared)."""

@@ -163,6 +163,7 @@ class Stack:
         self.concurrency, self.bandwidth, self.agent_limit = concurrency, bandwidth, agent_limit
         self.pool = pool  # motion worker --pool: prefork (concurrency processes) or threads (jobs per process)
         self.procs = Processes(work)
+        self.postgres = None  # the run's own PostgreSQL (bench.chaos_pg), when it crashes it
         self.redis_port, self.api_port = free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.env = {**os.environ, "MOTION_DATABASE_URL": database_url, "MOTION_BROKER_URL": self.redis_url,

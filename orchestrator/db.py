@@ -36,6 +36,14 @@ def unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.OperationalError, sqlite3.OperationalError))
 
 
+def first_line(exc: BaseException) -> str:
+    """A driver error in one line: its class and the first line of its text (which runs on to the
+    SQL and the parameters), for a log line without a traceback."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text[0] if text else ''}"[:300]
+
+
 def make_engine(url: str, application_name: str | None = None, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys. On PostgreSQL,
     ``application_name`` names the process's connections in ``pg_stat_activity`` and the server's

@@ -24,7 +24,7 @@ from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init, worker_ready
 
 from orchestrator import config
-from orchestrator.db import Database
+from orchestrator.db import Database, first_line, unavailable
 from orchestrator import logformat, reconcile
 from orchestrator.runner import Runner
 
@@ -128,6 +128,15 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
         started, outcome = time.perf_counter(), "error"
         try:
             outcome = runtime.runner.run(int(job_id))
+            return outcome
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            # An outage, not a bug: the job keeps its phase; once its lease runs out the sweep
+            # wakes it and a worker resumes it from there, asking the agent what happened.
+            outcome = "db-unavailable"
+            log.warning("job %s: the database is unavailable (%s); it is resumed once its lease runs out",
+                        job_id, first_line(exc))
             return outcome
         finally:
             worker_metrics.job_run(outcome, time.perf_counter() - started)

@@ -5,7 +5,8 @@
 - ``motion_agent_call_errors_total{operation, kind}``: calls that failed, ``kind`` being
   ``unreachable`` (no answer, timeout, 5xx) or ``protocol`` (the agent refused our request);
 - ``motion_worker_job_runs_total{outcome}`` and ``motion_worker_job_run_seconds{outcome}``: wake-ups
-  of ``motion.run_job`` by what the runner did (succeeded, failed, queued, skipped, lease-lost).
+  of ``motion.run_job`` by what the runner did (succeeded, failed, queued, skipped, lease-lost), or
+  db-unavailable (the database failed mid-run) and error (anything else raised).
 
 ``celery -A workers.app worker --metrics-port 9102`` (``motion worker --metrics-port``) serves
 them on ``http://0.0.0.0:9102/metrics`` from the worker's main process. With the prefork pool the

@@ -61,3 +61,27 @@ def test_fifty_migrations_under_kills_a_pool_outage_and_a_redis_restart_break_no
                   "every volume's data complete where recorded, only there", "no VM left Migrating",
                   "per-host concurrency within the limit"):
         assert f"check {check}: ok" in report
+
+
+def test_migrations_through_two_database_crashes_break_no_invariant(pg_url, tmp_path):
+    # Given the production processes on a PostgreSQL server of the run's own (pg_url only makes
+    # this test skip or fail like the other e2e tests when PostgreSQL is missing)
+    for tool in ("redis-server", "initdb"):
+        if shutil.which(tool) is None:
+            missing_service(tool, FileNotFoundError(f"{tool} is not on PATH"))
+    # When 30 migrations run while that server crashes twice (pg_ctl stop -m immediate, then
+    # crash recovery) and an agent is killed
+    run = chaos("--migrations", "30", "--workers", "2", "--kills", "1", "--pool-outages", "0",
+                "--redis-restarts", "0", "--db-restarts", "2", "--seed", "11", work=tmp_path / "chaos")
+    report = run.stdout
+    # Then no invariant broke: every job ended, every volume's data is where it is recorded
+    assert run.returncode == 0, report[-8000:] + run.stderr[-4000:]
+    assert "violations: 0" in report
+    restarts, = figures(r"database restarts (\d+)\)", report)
+    assert restarts == 2
+    submitted, = figures(r"migrations submitted: (\d+)", report)
+    successes, failures = figures(r"successes: (\d+); failures: (\d+)", report)
+    assert submitted == 30 and successes + failures == 30 and successes > 0
+    hit, ended = figures(r"db-restart (\d+)/(\d+)", report)
+    assert hit == ended >= 1  # the crashes caught jobs pending, and every one of them ended
+    assert "Internal error" not in report  # the API said the database was unavailable

@@ -3,6 +3,7 @@ import argparse
 import os
 import threading
 
+import pytest
 from celery import signals
 
 from motion.cli import build_parser
@@ -108,3 +109,28 @@ def test_two_apps_in_one_process_each_run_jobs_with_their_own_runtime():
     first.tasks["motion.run_job"](1)
     second.tasks["motion.run_job"](2)
     assert (runners["first"].ran, runners["second"].ran) == ([1], [2])
+
+
+def test_a_job_run_during_a_database_outage_ends_in_one_warning_and_is_left_to_the_sweep(caplog):
+    # The engine points at a port where no server listens: every connection is refused
+    app = create_celery(Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+                                 broker_url="memory://", agent_timeout=1.0))
+    from workers import metrics as worker_metrics
+
+    before = worker_metrics.JOB_RUNS.labels("db-unavailable")._value.get()
+    with caplog.at_level("WARNING", logger="workers.app"):
+        assert app.tasks["motion.run_job"](7) == "db-unavailable"
+    [line] = [r for r in caplog.records if r.name == "workers.app"]
+    assert "job 7: the database is unavailable" in line.getMessage() and line.exc_info is None
+    assert worker_metrics.JOB_RUNS.labels("db-unavailable")._value.get() == before + 1
+
+
+def test_a_bug_in_a_job_run_still_raises():
+    app = create_celery(Settings(database_url="sqlite://", broker_url="memory://"))
+
+    class Broken:
+        def run(self, job_id):
+            raise KeyError("a bug")
+    app.motion_runtime._local.runner = Broken()
+    with pytest.raises(KeyError):  # a bug must not pass for an outage
+        app.tasks["motion.run_job"](3)
