@@ -132,7 +132,7 @@ def cmd_beat(args, settings) -> int:
     long migrations. (``celery -A workers.app beat`` also works: it sends motion.sweep tasks.)
     """
     from orchestrator import reconcile
-    from orchestrator.db import Database
+    from orchestrator.db import Database, first_line, unavailable
     from workers.agent_client import AgentClient
     from workers.app import celery_enqueuer
 
@@ -146,8 +146,11 @@ def cmd_beat(args, settings) -> int:
     while not stop.is_set():
         try:
             reconcile.sweep(db, enqueue, agent, conf)
-        except Exception:  # a broker or database outage: log it and try again next round
-            log.exception("sweep failed; retrying")
+        except Exception as exc:  # a broker or database outage: log it and try again next round
+            if unavailable(exc):
+                log.warning("sweep: the database is unavailable (%s); retrying", first_line(exc))
+            else:
+                log.exception("sweep failed; retrying")
         stop.wait(args.interval)
     db.dispose()
     return 0
