@@ -150,8 +150,12 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
         # A worker that starts after a crash picks up what the crash left, without waiting for beat.
         try:
             reconcile.sweep(runtime.db, runtime.wake)
-        except Exception:
-            log.exception("sweep at worker start failed; beat will retry")
+        except Exception as exc:
+            if unavailable(exc):
+                log.warning("sweep at worker start: the database is unavailable (%s); beat will retry",
+                            first_line(exc))
+            else:
+                log.exception("sweep at worker start failed; beat will retry")
 
     # beat: the outbox, stranded jobs (lost messages, dead workers, queued jobs) and orphans.
     app.conf.beat_schedule = {"sweep": {"task": SWEEP, "schedule": 5.0}}
