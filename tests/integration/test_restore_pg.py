@@ -15,7 +15,6 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from agent.serve import AgentServer
 from orchestrator import models, reconcile, truth
 from orchestrator.config import Settings
 from orchestrator.db import Database
@@ -24,30 +23,14 @@ from orchestrator.provision import provision_volumes
 from orchestrator.runner import Runner
 from orchestrator.vm_motion import migrate_vm
 from tests.conftest import PG_ADMIN_URL, _plain
-from tests.helpers import admin_caller, ids, load_small, volume_row
-from tests.integration.test_truth_pg import pool_dir
+from tests.helpers import admin_caller, ids, volume_row
+from tests.integration import test_truth_pg as truth_tests
 from workers.agent_client import AgentClient
 
 pytestmark = pytest.mark.postgres
 
-HOSTS = ["h1", "h2", "h3", "h-old"]
-
-
-@pytest.fixture
-def db(pg_url):
-    database = Database(pg_url)
-    load_small(database)
-    admin_caller(database)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def agents(tmp_path):
-    server = AgentServer(HOSTS, tmp_path / "agents").start()
-    server.data_root = tmp_path / "agents"
-    yield server
-    server.shutdown()
+# The small inventory and real agents serving its hosts, as the truth reconciler's tests have them
+db, agents, pool_dir = truth_tests.db, truth_tests.agents, truth_tests.pool_dir
 
 
 @pytest.fixture
