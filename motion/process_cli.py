@@ -131,7 +131,7 @@ def cmd_beat(args, settings) -> int:
     It runs the sweep itself rather than sending it to the workers, so it is never stuck behind
     long migrations. (``celery -A workers.app beat`` also works: it sends motion.sweep tasks.)
     """
-    from orchestrator import reconcile
+    from orchestrator import clock, reconcile
     from orchestrator.db import Database, first_line, unavailable
     from workers.agent_client import AgentClient
     from workers.app import celery_enqueuer
@@ -143,6 +143,10 @@ def cmd_beat(args, settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info("motion beat: sweeping every %s s", args.interval)
+    try:
+        clock.check(db, "beat")  # the sweep compares times other machines wrote
+    except Exception as exc:  # the database may not be up yet: the sweeps say so
+        log.warning("beat: clock check skipped: %s", first_line(exc))
     while not stop.is_set():
         try:
             reconcile.sweep(db, enqueue, agent, conf)

@@ -25,7 +25,7 @@ from celery.signals import setup_logging, worker_init, worker_process_init, work
 
 from orchestrator import config
 from orchestrator.db import Database, first_line, unavailable
-from orchestrator import logformat, reconcile
+from orchestrator import clock, logformat, reconcile
 from orchestrator.runner import Runner
 
 from . import metrics as worker_metrics, publish
@@ -149,6 +149,7 @@ def create_celery(settings: config.Settings, runtime: Runtime | None = None) -> 
     def _sweep_at_start(**_kw):  # pragma: no cover - exercised in real workers
         # A worker that starts after a crash picks up what the crash left, without waiting for beat.
         try:
+            clock.check(runtime.db, "worker")  # leases are compared with other machines' clocks
             reconcile.sweep(runtime.db, runtime.wake)
         except Exception as exc:
             if unavailable(exc):
