@@ -20,11 +20,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from .errors import ConcurrentOperation
 
 
+# PostgreSQL states that mean the server, not the statement: shutting down (by an administrator
+# or after a crash), starting up or recovering, out of connection slots; and class 08, connection.
+_OUTAGE_STATES = ("57P01", "57P02", "57P03", "53300")
+_SQLITE_OUTAGES = ("database is locked", "unable to open database file", "disk I/O error")
+
+
 def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database failing for the moment rather than a statement's fault: the
-    driver's OperationalError (PostgreSQL: connection refused or lost, shutdown, recovery, a
-    deadlock or lock timeout given up on; SQLite: locked or unreadable) or a connection
-    SQLAlchemy had to drop. Constraint violations and bad SQL are not."""
+    """Whether ``exc`` is the database failing for the moment rather than a statement's fault: a
+    connection refused, lost or dropped, a server shutting down, starting or out of connection
+    slots; SQLite locked or unreadable. A deadlock, a timeout, a constraint or bad SQL is not:
+    those are bugs to log with their traceback."""
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -33,7 +39,12 @@ def unavailable(exc: BaseException) -> bool:
 
     import psycopg
 
-    return isinstance(exc, (psycopg.OperationalError, sqlite3.OperationalError))
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate  # None: the client's own (connection refused, closed)
+        return state is None or state.startswith("08") or state in _OUTAGE_STATES
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(text in str(exc) for text in _SQLITE_OUTAGES)
+    return False
 
 
 def first_line(exc: BaseException) -> str:
